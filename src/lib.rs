@@ -1,0 +1,10 @@
+//! kubegate: an identity-aware gateway for the Kubernetes API, as a proxy-wasm filter.
+//!
+//! Everything except `filter` is plain Rust with no proxy-wasm in it, so the logic
+//! tests natively, under wasm-bindgen-test, and through the real ABI in the host harness.
+
+pub mod jwt;
+pub mod policy;
+
+/// The claims of a verified token: the JWT payload as a JSON object.
+pub type Claims = serde_json::Map<String, serde_json::Value>;
