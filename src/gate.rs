@@ -1,0 +1,194 @@
+//! One request's decision, as a pure function of (configuration, request headers, clock):
+//! route -> token -> verify -> identity -> policy -> header plan. The proxy-wasm glue
+//! reads the headers, calls `decide`, and applies the result.
+
+use crate::config::Config;
+use crate::identity::{self, IdentityError};
+use crate::jwt;
+use crate::policy::Facts;
+use crate::status::Refusal;
+use crate::token;
+use crate::upstream::{self, HeaderPlan};
+use crate::Claims;
+
+/// What the filter does with the request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Apply the plan and let the proxy forward the request.
+    Allow(HeaderPlan),
+    /// Answer locally; nothing is forwarded.
+    Refuse(Refusal),
+}
+
+/// The class of a decision: one counter each, and the `decision=` field of the log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Allowed,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Allowed => "allowed",
+            Kind::Unauthenticated => "unauthenticated",
+            Kind::Forbidden => "forbidden",
+            Kind::NotFound => "not_found",
+        }
+    }
+}
+
+/// Everything the decision log line says. Never holds a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionLog {
+    pub kind: Kind,
+    pub user: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub route: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for DecisionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Debug formatting quotes and escapes client-controlled text, so a path with a
+        // newline cannot forge a second log line.
+        write!(
+            f,
+            "decision={} user={:?} method={:?} path={:?} route={:?} reason={:?}",
+            self.kind.as_str(),
+            self.user.as_deref().unwrap_or("-"),
+            self.method,
+            self.path,
+            self.route.as_deref().unwrap_or("-"),
+            self.reason
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub log: DecisionLog,
+}
+
+/// The request's pseudo-header, by exact lower-case name (the proxy lower-cases them).
+fn pseudo<'h>(headers: &'h [(String, String)], name: &str) -> &'h str {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// Judges one request.
+pub fn decide(config: &Config, headers: &[(String, String)], now_unix_seconds: u64) -> Decision {
+    let method = pseudo(headers, ":method");
+    let full_path = pseudo(headers, ":path");
+    let path = full_path.split('?').next().unwrap_or_default();
+    let authority = pseudo(headers, ":authority");
+    let mut log = DecisionLog {
+        kind: Kind::NotFound,
+        user: None,
+        method: method.to_string(),
+        path: path.to_string(),
+        route: None,
+        reason: String::new(),
+    };
+    let refuse = |mut log: DecisionLog, kind: Kind, refusal: Refusal| {
+        log.kind = kind;
+        log.reason = refusal.message.clone();
+        Decision {
+            outcome: Outcome::Refuse(refusal),
+            log,
+        }
+    };
+    let unauthenticated = |log: DecisionLog, token_present: bool, message: String| {
+        refuse(
+            log,
+            Kind::Unauthenticated,
+            Refusal::unauthorized(&config.realm, token_present, message),
+        )
+    };
+
+    let Some(route) = config
+        .route_table
+        .find(authority)
+        .and_then(|i| config.routes.get(i))
+    else {
+        let host = crate::route::normalize_host(authority);
+        return refuse(
+            log,
+            Kind::NotFound,
+            Refusal::not_found(format!("kubegate: no route for host {host:?}")),
+        );
+    };
+    log.route = Some(route.name.clone());
+
+    let token =
+        match token::extract(&config.token_sources, headers) {
+            Ok(Some(token)) => token,
+            Ok(None) => return unauthenticated(
+                log,
+                false,
+                "kubegate: no session token in the request (send Authorization: Bearer <token>)"
+                    .to_string(),
+            ),
+            Err(e) => return unauthenticated(log, true, format!("kubegate: {e}")),
+        };
+
+    let claims: Claims =
+        match jwt::verify(&token, &config.keys, &config.claim_rules, now_unix_seconds) {
+            Ok(claims) => claims,
+            Err(e) => return unauthenticated(log, true, format!("kubegate: invalid token: {e}")),
+        };
+
+    let identity = match identity::map(&claims, &config.identity) {
+        Ok(identity) => identity,
+        Err(e @ IdentityError::Reserved(_)) => {
+            return refuse(
+                log,
+                Kind::Forbidden,
+                Refusal::forbidden(format!("kubegate: {e}")),
+            )
+        }
+        Err(e) => return unauthenticated(log, true, format!("kubegate: invalid token: {e}")),
+    };
+    log.user = Some(identity.user.clone());
+
+    // Policy matches the raw claim values; prefixes are a Kubernetes naming concern.
+    let raw_groups = identity::raw_groups(&claims, &config.identity).unwrap_or_default();
+    let facts = Facts {
+        claims: Some(&claims),
+        user_id: claims.get("sub").and_then(|v| v.as_str()),
+        email: claims.get("email").and_then(|v| v.as_str()),
+        groups: &raw_groups,
+        method,
+        path,
+    };
+    let verdict = route.policy.evaluate(&facts);
+    if !verdict.allowed {
+        let message = format!(
+            "kubegate: user {:?} is not allowed to {} {} through {}: {}",
+            identity.user, method, path, route.name, verdict.reason
+        );
+        let mut decision = refuse(log, Kind::Forbidden, Refusal::forbidden(message));
+        decision.log.reason = verdict.reason.to_string();
+        return decision;
+    }
+
+    let plan = upstream::plan(
+        headers,
+        &config.token_sources,
+        &identity,
+        route.service_account_token(),
+    );
+    log.kind = Kind::Allowed;
+    log.reason = verdict.reason.to_string();
+    Decision {
+        outcome: Outcome::Allow(plan),
+        log,
+    }
+}

@@ -1,0 +1,173 @@
+//! Refusals shaped like the API server's own: a `Status` object kubectl knows how to print.
+//!
+//! kubectl prints `Error from server (Forbidden): <message>` for a 403 Status and
+//! `error: You must be logged in to the server (<message>)` for a 401 (reference.md).
+
+use serde::Serialize;
+
+/// A refusal the filter answers locally; nothing is forwarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub message: String,
+    /// Set on 401s: the value of `WWW-Authenticate`.
+    pub www_authenticate: Option<String>,
+}
+
+#[derive(Serialize)]
+struct StatusBody<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: Empty,
+    status: &'static str,
+    message: &'a str,
+    reason: &'static str,
+    code: u16,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+impl Refusal {
+    /// 401 Unauthorized. `token_present` adds `error="invalid_token"` (RFC 6750 section 3.1),
+    /// as Envoy's jwt_authn does.
+    pub fn unauthorized(realm: &str, token_present: bool, message: String) -> Refusal {
+        let mut challenge = format!("Bearer realm=\"{}\"", quote_safe(realm));
+        if token_present {
+            challenge.push_str(", error=\"invalid_token\"");
+        }
+        Refusal {
+            code: 401,
+            message,
+            www_authenticate: Some(challenge),
+        }
+    }
+
+    pub fn forbidden(message: String) -> Refusal {
+        Refusal {
+            code: 403,
+            message,
+            www_authenticate: None,
+        }
+    }
+
+    pub fn not_found(message: String) -> Refusal {
+        Refusal {
+            code: 404,
+            message,
+            www_authenticate: None,
+        }
+    }
+
+    pub fn unavailable(message: String) -> Refusal {
+        Refusal {
+            code: 503,
+            message,
+            www_authenticate: None,
+        }
+    }
+
+    /// The Status `reason` the API server uses for this code.
+    pub fn reason(&self) -> &'static str {
+        match self.code {
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            503 => "ServiceUnavailable",
+            _ => "InternalError",
+        }
+    }
+
+    /// The response body: a v1 Status, as JSON.
+    pub fn body(&self) -> String {
+        let status = StatusBody {
+            kind: "Status",
+            api_version: "v1",
+            metadata: Empty {},
+            status: "Failure",
+            message: &self.message,
+            reason: self.reason(),
+            code: self.code,
+        };
+        // Serializing plain strings and numbers cannot fail; keep a valid body regardless.
+        serde_json::to_string(&status).unwrap_or_else(|_| {
+            format!(
+                "{{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{{}},\"status\":\"Failure\",\"reason\":\"{}\",\"code\":{}}}",
+                self.reason(),
+                self.code
+            )
+        })
+    }
+
+    /// Response headers besides the status line.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("content-type", "application/json".to_string()),
+            ("cache-control", "no-store".to_string()),
+        ];
+        if let Some(challenge) = &self.www_authenticate {
+            headers.push(("www-authenticate", challenge.clone()));
+        }
+        headers
+    }
+}
+
+/// Keeps a configured realm from breaking out of its quoted-string.
+fn quote_safe(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn forbidden_body_matches_the_api_servers_shape() {
+        let body = Refusal::forbidden("pods is forbidden: x".into()).body();
+        assert_eq!(
+            body,
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods is forbidden: x","reason":"Forbidden","code":403}"#
+        );
+    }
+
+    #[test]
+    fn unauthorized_challenge_says_invalid_token_only_when_a_token_was_sent() {
+        let with = Refusal::unauthorized("kubegate", true, "bad".into());
+        assert_eq!(
+            with.www_authenticate.as_deref(),
+            Some("Bearer realm=\"kubegate\", error=\"invalid_token\"")
+        );
+        let without = Refusal::unauthorized("kubegate", false, "none".into());
+        assert_eq!(
+            without.www_authenticate.as_deref(),
+            Some("Bearer realm=\"kubegate\"")
+        );
+        assert!(with
+            .headers()
+            .iter()
+            .any(|(n, v)| *n == "www-authenticate" && v.contains("invalid_token")));
+        assert!(with.body().contains("\"reason\":\"Unauthorized\""));
+    }
+
+    #[test]
+    fn realm_cannot_break_the_quoted_string() {
+        let r = Refusal::unauthorized("a\"b\\c\r\n", false, String::new());
+        assert_eq!(r.www_authenticate.as_deref(), Some("Bearer realm=\"abc\""));
+    }
+
+    #[test]
+    fn messages_are_json_escaped() {
+        let body = Refusal::not_found("no route for \"x\"\n".into()).body();
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["message"], "no route for \"x\"\n");
+        assert_eq!(parsed["reason"], "NotFound");
+        assert_eq!(parsed["code"], 404);
+        let body = Refusal::unavailable("keys".into()).body();
+        assert!(body.contains("ServiceUnavailable"));
+    }
+}

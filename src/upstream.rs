@@ -1,0 +1,247 @@
+//! The header plan: what the API server receives instead of what the client sent.
+//!
+//! Removed: every credential and identity the client supplied (Authorization,
+//! Proxy-Authorization, the token's own header and cookie, and every `impersonate-*` header
+//! in any letter case). Added: the service account's bearer token and the impersonation
+//! headers for the verified identity, one `Impersonate-Group` per group because the API
+//! server does not split comma-joined groups (reference.md).
+
+use crate::identity::Identity;
+use crate::token::{cookie_header_without, TokenSource};
+
+/// Header operations for the proxy to apply, in order: remove, then add.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderPlan {
+    /// Names (lower case) whose every value is removed.
+    pub remove: Vec<String>,
+    /// Headers appended after the removals (a name may repeat).
+    pub add: Vec<(String, String)>,
+}
+
+/// Header names no client may send upstream, whatever the configuration.
+const CLIENT_CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "proxy-authorization"];
+const IMPERSONATE_PREFIX: &str = "impersonate-";
+
+/// Builds the plan for an allowed request. `headers` are all request pairs as received.
+pub fn plan(
+    headers: &[(String, String)],
+    token_sources: &[TokenSource],
+    identity: &Identity,
+    service_account_token: &str,
+) -> HeaderPlan {
+    let mut remove: Vec<String> = CLIENT_CREDENTIAL_HEADERS
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let mut session_cookies: Vec<&str> = Vec::new();
+    for source in token_sources {
+        match source {
+            TokenSource::Header { name, .. } => remove.push(name.to_ascii_lowercase()),
+            TokenSource::Cookie { name } => session_cookies.push(name),
+        }
+    }
+    for (name, _) in headers {
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with(IMPERSONATE_PREFIX) {
+            remove.push(lower);
+        }
+    }
+
+    let mut add = Vec::new();
+    if !session_cookies.is_empty() {
+        // Rewrite every Cookie header without the session cookie; other cookies stay.
+        let cookie_values: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if !cookie_values.is_empty() {
+            remove.push("cookie".to_string());
+            for value in cookie_values {
+                let kept = session_cookies
+                    .iter()
+                    .try_fold(value.to_string(), |acc, name| {
+                        cookie_header_without(&acc, name)
+                    });
+                if let Some(kept) = kept {
+                    add.push(("cookie".to_string(), kept));
+                }
+            }
+        }
+    }
+    remove.sort();
+    remove.dedup();
+
+    add.push((
+        "authorization".to_string(),
+        format!("Bearer {service_account_token}"),
+    ));
+    add.push(("impersonate-user".to_string(), identity.user.clone()));
+    for group in &identity.groups {
+        add.push(("impersonate-group".to_string(), group.clone()));
+    }
+    if let Some(uid) = &identity.uid {
+        add.push(("impersonate-uid".to_string(), uid.clone()));
+    }
+    for (key, values) in &identity.extra {
+        let name = format!("impersonate-extra-{}", escape_extra_key(key));
+        for value in values {
+            add.push((name.clone(), value.clone()));
+        }
+    }
+    HeaderPlan { remove, add }
+}
+
+/// Lower-cases an extra key and percent-encodes every byte that is not legal in a header
+/// name token (RFC 9110 `tchar`), and `%` itself, as client-go does, so the API server's
+/// unescaping gives back the key.
+pub fn escape_extra_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.to_lowercase().bytes() {
+        let legal = byte.is_ascii_alphanumeric() || b"!#$&'*+-.^_`|~".contains(&byte);
+        if legal {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn identity() -> Identity {
+        Identity {
+            user: "a@example.com".into(),
+            groups: vec!["dev".into(), "ops".into()],
+            uid: Some("u-1".into()),
+            extra: vec![("acme.com/Project".into(), vec!["x".into(), "y".into()])],
+        }
+    }
+
+    /// Applies a plan the way the proxy does, to check what the API server receives.
+    fn apply(headers: &[(String, String)], plan: &HeaderPlan) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(n, _)| !plan.remove.contains(&n.to_ascii_lowercase()))
+            .cloned()
+            .collect();
+        out.extend(plan.add.iter().cloned());
+        out
+    }
+
+    #[test]
+    fn client_credentials_and_impersonation_are_removed_in_any_case() {
+        let headers = h(&[
+            (":method", "GET"),
+            ("Authorization", "Bearer client"),
+            ("PROXY-AUTHORIZATION", "Basic x"),
+            ("Impersonate-User", "admin"),
+            ("impersonate-group", "system:masters"),
+            ("IMPERSONATE-GROUP", "system:masters"),
+            ("iMpErSoNaTe-UiD", "0"),
+            ("Impersonate-Extra-scopes", "all"),
+            ("accept", "application/json"),
+        ]);
+        let plan = plan(&headers, &TokenSource::default_sources(), &identity(), "sa");
+        let out = apply(&headers, &plan);
+        let client_values: Vec<&str> = out.iter().map(|(_, v)| v.as_str()).collect();
+        for smuggled in [
+            "Bearer client",
+            "Basic x",
+            "admin",
+            "system:masters",
+            "0",
+            "all",
+        ] {
+            assert!(!client_values.contains(&smuggled), "{smuggled} survived");
+        }
+        assert!(out.contains(&("accept".into(), "application/json".into())));
+        assert!(out.contains(&(":method".into(), "GET".into())));
+    }
+
+    #[test]
+    fn service_account_and_impersonation_are_added() {
+        let plan = plan(
+            &[],
+            &TokenSource::default_sources(),
+            &identity(),
+            "sa-token",
+        );
+        assert_eq!(
+            plan.add,
+            vec![
+                ("authorization".into(), "Bearer sa-token".into()),
+                ("impersonate-user".into(), "a@example.com".into()),
+                ("impersonate-group".into(), "dev".into()),
+                ("impersonate-group".into(), "ops".into()),
+                ("impersonate-uid".into(), "u-1".into()),
+                ("impersonate-extra-acme.com%2Fproject".into(), "x".into()),
+                ("impersonate-extra-acme.com%2Fproject".into(), "y".into()),
+            ]
+        );
+        let authorizations = plan
+            .add
+            .iter()
+            .filter(|(n, _)| n == "authorization")
+            .count();
+        assert_eq!(authorizations, 1);
+    }
+
+    #[test]
+    fn session_cookie_is_removed_other_cookies_stay() {
+        let sources = vec![
+            TokenSource::Header {
+                name: "X-Token".into(),
+                prefix: String::new(),
+            },
+            TokenSource::Cookie {
+                name: "_session".into(),
+            },
+        ];
+        let headers = h(&[
+            ("cookie", "a=1; _session=jwt"),
+            ("cookie", "_session=jwt"),
+            ("x-token", "jwt"),
+        ]);
+        let plan = plan(&headers, &sources, &identity(), "sa");
+        let out = apply(&headers, &plan);
+        let cookies: Vec<&str> = out
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(cookies, vec!["a=1"]);
+        assert!(!out.iter().any(|(n, _)| n == "x-token"));
+    }
+
+    #[test]
+    fn no_cookie_header_means_no_cookie_rewrite() {
+        let sources = vec![TokenSource::Cookie {
+            name: "_session".into(),
+        }];
+        let plan = plan(&h(&[("accept", "*/*")]), &sources, &identity(), "sa");
+        assert!(!plan.remove.contains(&"cookie".to_string()));
+        assert!(!plan.add.iter().any(|(n, _)| n == "cookie"));
+    }
+
+    #[test]
+    fn extra_keys_are_escaped_like_client_go() {
+        assert_eq!(escape_extra_key("acme.com/project"), "acme.com%2Fproject");
+        assert_eq!(escape_extra_key("Scopes"), "scopes");
+        assert_eq!(escape_extra_key("a%b c"), "a%25b%20c");
+        assert_eq!(escape_extra_key("ü"), "%C3%BC");
+        assert_eq!(escape_extra_key("a:b"), "a%3Ab");
+    }
+}
