@@ -360,6 +360,16 @@ fn compile(raw: RawConfig, env: EnvLookup) -> Result<Config, ConfigError> {
             .map(|(i, s)| token_source(s, &format!("jwt.from[{i}]")))
             .collect::<Result<Vec<_>, _>>()?,
     };
+    // One source per header or cookie: two prefixes on one header would read one value
+    // as two different tokens.
+    for (i, source) in token_sources.iter().enumerate() {
+        if token_sources.iter().take(i).any(|earlier| same_place(earlier, source)) {
+            return Err(error(
+                format!("jwt.from[{i}]"),
+                "this header or cookie is already a token source",
+            ));
+        }
+    }
 
     let identity = identity_rules(raw.identity)?;
     let realm = raw.realm.unwrap_or_else(|| "kubegate".to_string());
@@ -419,6 +429,14 @@ fn token_source(raw: RawTokenSource, at: &str) -> Result<TokenSource, ConfigErro
             Ok(TokenSource::Cookie { name })
         }
         _ => Err(error(at, "set exactly one of header and cookie")),
+    }
+}
+
+fn same_place(a: &TokenSource, b: &TokenSource) -> bool {
+    match (a, b) {
+        (TokenSource::Header { name: x, .. }, TokenSource::Header { name: y, .. }) => x == y,
+        (TokenSource::Cookie { name: x }, TokenSource::Cookie { name: y }) => x == y,
+        _ => false,
     }
 }
 

@@ -1,0 +1,279 @@
+//! One request's decision end to end through the pure logic (no proxy): the same function
+//! the proxy-wasm glue calls, fed with headers as Envoy would hand them over.
+
+use kubegate::config::Config;
+use kubegate::gate::{decide, Decision, Kind, Outcome};
+use kubegate_testkit::tokens::{SessionClaims, Signer};
+use serde_json::{json, Value};
+
+const NOW: u64 = 1_800_000_000;
+
+fn env(name: &str) -> Option<String> {
+    (name == "KUBEGATE_SA_TOKEN").then(|| "sa-token-123".to_string())
+}
+
+fn config_with(edit: impl FnOnce(&mut Value)) -> Config {
+    let mut value: Value = serde_json::from_str(include_str!("../filter-config/dev.json")).unwrap();
+    edit(&mut value);
+    Config::parse(value.to_string().as_bytes(), &env).unwrap()
+}
+
+fn dev_config() -> Config {
+    config_with(|_| {})
+}
+
+fn token(email: &str, groups: &[&str]) -> String {
+    Signer::dev()
+        .unwrap()
+        .sign(&SessionClaims::dev(email, groups, NOW))
+        .unwrap()
+}
+
+fn request(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = [
+        (":method", "GET"),
+        (":path", "/api/v1/namespaces/default/pods?limit=500"),
+        (":authority", "localhost:8443"),
+        (":scheme", "https"),
+        ("user-agent", "kubectl/v1.32.4"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    headers
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn refusal(decision: &Decision) -> (u16, Value, Option<String>) {
+    match &decision.outcome {
+        Outcome::Refuse(r) => (
+            r.code,
+            serde_json::from_str(&r.body()).unwrap(),
+            r.www_authenticate.clone(),
+        ),
+        Outcome::Allow(plan) => panic!("expected a refusal, got {plan:?}"),
+    }
+}
+
+/// The headers the API server receives: the request with the plan applied.
+fn forwarded(headers: &[(String, String)], decision: &Decision) -> Vec<(String, String)> {
+    let Outcome::Allow(plan) = &decision.outcome else {
+        panic!("expected an allow, got {:?}", decision.outcome)
+    };
+    let mut out: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| !plan.remove.contains(&n.to_ascii_lowercase()))
+        .cloned()
+        .collect();
+    out.extend(plan.add.iter().cloned());
+    out
+}
+
+fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn an_allowed_user_is_forwarded_as_the_service_account_impersonating_them() {
+    let t = token("someuser@example.com", &["developers", "oncall"]);
+    let headers = request(&[("authorization", &bearer(&t))]);
+    let decision = decide(&dev_config(), &headers, NOW);
+    assert_eq!(decision.log.kind, Kind::Allowed);
+    let out = forwarded(&headers, &decision);
+    assert_eq!(values(&out, "authorization"), vec!["Bearer sa-token-123"]);
+    assert_eq!(values(&out, "impersonate-user"), vec!["someuser@example.com"]);
+    assert_eq!(values(&out, "impersonate-group"), vec!["developers", "oncall"]);
+    assert!(!out.iter().any(|(_, v)| v.contains(&t)), "the session token leaked upstream");
+    assert_eq!(decision.log.user.as_deref(), Some("someuser@example.com"));
+    let line = decision.log.to_string();
+    assert!(line.contains("decision=allowed"), "{line}");
+    assert!(!line.contains(&t));
+}
+
+#[test]
+fn a_user_outside_the_domain_gets_403_naming_them() {
+    let t = token("mallory@evil.example", &[]);
+    let decision = decide(&dev_config(), &request(&[("authorization", &bearer(&t))]), NOW);
+    let (code, body, challenge) = refusal(&decision);
+    assert_eq!(code, 403);
+    assert_eq!(body["reason"], "Forbidden");
+    assert!(body["message"].as_str().unwrap().contains("mallory@evil.example"));
+    assert_eq!(challenge, None);
+    assert_eq!(decision.log.kind, Kind::Forbidden);
+}
+
+#[test]
+fn no_token_is_401_without_invalid_token() {
+    let decision = decide(&dev_config(), &request(&[]), NOW);
+    let (code, body, challenge) = refusal(&decision);
+    assert_eq!(code, 401);
+    assert_eq!(body["reason"], "Unauthorized");
+    assert_eq!(challenge.as_deref(), Some("Bearer realm=\"kubegate\""));
+}
+
+#[test]
+fn expired_not_yet_valid_and_foreign_tokens_are_401_invalid_token() {
+    let signer = Signer::dev().unwrap();
+    let mut expired = SessionClaims::dev("someuser@example.com", &[], NOW - 1000);
+    expired.expires_at = NOW - 61;
+    let mut future = SessionClaims::dev("someuser@example.com", &[], NOW);
+    future.not_before = Some(NOW + 120);
+    let mut wrong_issuer = SessionClaims::dev("someuser@example.com", &[], NOW);
+    wrong_issuer.issuer = "https://evil.example".into();
+    let mut wrong_audience = SessionClaims::dev("someuser@example.com", &[], NOW);
+    wrong_audience.audience = "some-other-app".into();
+    for claims in [expired, future, wrong_issuer, wrong_audience] {
+        let t = signer.sign(&claims).unwrap();
+        let decision = decide(&dev_config(), &request(&[("authorization", &bearer(&t))]), NOW);
+        let (code, body, challenge) = refusal(&decision);
+        assert_eq!(code, 401, "{claims:?}");
+        assert!(challenge.unwrap().contains("error=\"invalid_token\""));
+        let message = body["message"].as_str().unwrap();
+        assert!(!message.contains(&t), "the token was echoed");
+        assert!(message.contains("invalid token"), "{message}");
+    }
+}
+
+#[test]
+fn a_token_from_another_key_is_refused() {
+    let other = jwt_simple::prelude::ES256KeyPair::generate().with_key_id("kubegate-dev-1");
+    let signer = Signer::from_pem(&other.to_pem().unwrap(), "kubegate-dev-1").unwrap();
+    let t = signer
+        .sign(&SessionClaims::dev("someuser@example.com", &[], NOW))
+        .unwrap();
+    let decision = decide(&dev_config(), &request(&[("authorization", &bearer(&t))]), NOW);
+    assert_eq!(refusal(&decision).0, 401);
+}
+
+#[test]
+fn unknown_host_is_404_and_never_passes() {
+    let t = token("someuser@example.com", &[]);
+    let mut headers = request(&[("authorization", &bearer(&t))]);
+    for (n, v) in headers.iter_mut() {
+        if n == ":authority" {
+            *v = "other.example.com".into();
+        }
+    }
+    let decision = decide(&dev_config(), &headers, NOW);
+    let (code, body, _) = refusal(&decision);
+    assert_eq!(code, 404);
+    assert_eq!(body["reason"], "NotFound");
+    assert_eq!(decision.log.kind, Kind::NotFound);
+    let no_authority: Vec<_> = headers.into_iter().filter(|(n, _)| n != ":authority").collect();
+    assert_eq!(refusal(&decide(&dev_config(), &no_authority, NOW)).0, 404);
+}
+
+#[test]
+fn client_impersonation_headers_never_reach_the_api_server_in_any_case() {
+    let t = token("someuser@example.com", &["developers"]);
+    let headers = request(&[
+        ("authorization", &bearer(&t)),
+        ("impersonate-user", "admin"),
+        ("Impersonate-Group", "system:masters"),
+        ("IMPERSONATE-GROUP", "system:masters"),
+        ("impersonate-uid", "0"),
+        ("Impersonate-Extra-Scopes", "all"),
+        ("proxy-authorization", "Basic eDp5"),
+    ]);
+    let decision = decide(&dev_config(), &headers, NOW);
+    let out = forwarded(&headers, &decision);
+    assert_eq!(values(&out, "impersonate-user"), vec!["someuser@example.com"]);
+    assert_eq!(values(&out, "impersonate-group"), vec!["developers"]);
+    assert!(values(&out, "impersonate-uid").is_empty());
+    assert!(values(&out, "impersonate-extra-scopes").is_empty());
+    assert!(values(&out, "proxy-authorization").is_empty());
+}
+
+#[test]
+fn duplicate_authorization_headers_are_refused() {
+    let good = token("someuser@example.com", &[]);
+    let bad = token("mallory@evil.example", &[]);
+    for (first, second) in [(&good, &bad), (&bad, &good), (&good, &good)] {
+        let headers = request(&[
+            ("authorization", &bearer(first)),
+            ("authorization", &bearer(second)),
+        ]);
+        assert_eq!(refusal(&decide(&dev_config(), &headers, NOW)).0, 401);
+    }
+}
+
+#[test]
+fn header_and_cookie_with_different_tokens_are_refused() {
+    let config = config_with(|c| {
+        c["jwt"]["from"] = json!([{"header": "authorization", "prefix": "Bearer "}, {"cookie": "_session"}]);
+    });
+    let good = token("someuser@example.com", &[]);
+    let other = token("other@example.com", &[]);
+    let headers = request(&[
+        ("authorization", &bearer(&good)),
+        ("cookie", &format!("_session={other}")),
+    ]);
+    assert_eq!(refusal(&decide(&config, &headers, NOW)).0, 401);
+    // The cookie alone works, and is stripped while other cookies stay.
+    let headers = request(&[("cookie", &format!("theme=dark; _session={good}"))]);
+    let decision = decide(&config, &headers, NOW);
+    let out = forwarded(&headers, &decision);
+    assert_eq!(values(&out, "cookie"), vec!["theme=dark"]);
+}
+
+#[test]
+fn system_groups_in_a_token_are_refused() {
+    let t = token("someuser@example.com", &["system:masters"]);
+    let decision = decide(&dev_config(), &request(&[("authorization", &bearer(&t))]), NOW);
+    let (code, body, _) = refusal(&decision);
+    assert_eq!(code, 403);
+    assert!(body["message"].as_str().unwrap().contains("system:masters"));
+}
+
+#[test]
+fn oversized_tokens_are_refused_before_parsing() {
+    let huge = format!("{}.{}.{}", "a".repeat(6000), "b".repeat(6000), "c");
+    let decision = decide(&dev_config(), &request(&[("authorization", &bearer(&huge))]), NOW);
+    assert_eq!(refusal(&decision).0, 401);
+}
+
+#[test]
+fn policy_sees_method_and_path_without_the_query() {
+    let config = config_with(|c| {
+        c["routes"][0]["policy"] = json!([
+            {"allow": {"and": [{"domain": {"is": "example.com"}}, {"http_method": {"in": ["GET"]}}]}},
+            {"deny": {"or": [{"http_path": {"starts_with": "/api/v1/namespaces/kube-system/secrets"}}]}}
+        ]);
+    });
+    let t = token("someuser@example.com", &[]);
+    let auth = bearer(&t);
+    let mut get_secret = request(&[("authorization", &auth)]);
+    get_secret[1].1 = "/api/v1/namespaces/kube-system/secrets/x?watch=1".into();
+    assert_eq!(refusal(&decide(&config, &get_secret, NOW)).0, 403);
+    let mut post = request(&[("authorization", &auth)]);
+    post[0].1 = "POST".into();
+    assert_eq!(refusal(&decide(&config, &post, NOW)).0, 403);
+    assert_eq!(
+        decide(&config, &request(&[("authorization", &auth)]), NOW).log.kind,
+        Kind::Allowed
+    );
+}
+
+#[test]
+fn pomerium_style_prefixed_tokens_work() {
+    let mut value: Value =
+        serde_json::from_str(include_str!("../filter-config/pomerium.json")).unwrap();
+    value["jwt"]["issuer"] = json!(kubegate_testkit::tokens::DEV_ISSUER);
+    value["jwt"]["audiences"] = json!([kubegate_testkit::tokens::DEV_AUDIENCE]);
+    let config = Config::parse(value.to_string().as_bytes(), &env).unwrap();
+    let t = token("someone@pomerium.com", &[]);
+    let mut headers = request(&[("authorization", &format!("Bearer Pomerium-{t}"))]);
+    headers[2].1 = "k8s.localhost.pomerium.io:8443".into();
+    assert_eq!(decide(&config, &headers, NOW).log.kind, Kind::Allowed);
+    let mut other = request(&[("authorization", &format!("Bearer Pomerium-{}", token("a@example.com", &[])))]);
+    other[2].1 = "k8s.localhost.pomerium.io".into();
+    assert_eq!(refusal(&decide(&config, &other, NOW)).0, 403);
+}
