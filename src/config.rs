@@ -231,7 +231,7 @@ fn compile(raw: RawConfig, env: EnvLookup) -> Result<Config, ConfigError> {
             return Err(error(at("from"), format!("{pattern} is already routed")));
         }
         let policy =
-            Policy::parse(&route.policy).map_err(|e| error(at("policy"), e.to_string()))?;
+            Policy::parse(&route.policy).map_err(|e| error(format!("routes[{i}].{}", e.path()), e.problem()))?;
         let service_account_token = match (
             route.kubernetes_service_account_token,
             route.kubernetes_service_account_token_env,

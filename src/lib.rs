@@ -8,9 +8,11 @@
 pub mod identity;
 pub mod jwt;
 pub mod policy;
+pub mod request_info;
 pub mod route;
 pub mod status;
 pub mod token;
+pub mod token_cache;
 pub mod upstream;
 
 #[cfg(all(target_os = "wasi", any()))]
