@@ -26,7 +26,8 @@ pub(crate) enum Direction {
 pub(crate) enum AfterCall {
     Continue(u32, Direction),
     LocalReply(u32, LocalReply),
-    Close(u32, Direction),
+    /// `proxy_close_stream`: Envoy resets the whole stream either way.
+    Close(u32),
     /// `proxy_done` from a root context whose `on_done` returned false.
     RootDone,
 }

@@ -189,7 +189,8 @@ pub enum BodyVerdict {
 /// The filter's answer to trailers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrailersVerdict {
-    Continue(HeaderMap),
+    /// Go on: any body the filter had buffered, then these trailers.
+    Continue { body: Vec<u8>, trailers: HeaderMap },
     LocalReply(LocalReply),
     Failed(Failure),
 }

@@ -1,1 +1,36 @@
-//! placeholder
+//! kubegate-host: a proxy-wasm host (ABI 0.2.1, wasmtime) that runs a filter
+//! the way Envoy does, and an HTTP front that puts it before an upstream.
+//!
+//! - [`Plugin`]: load a `.wasm` with its configurations and environment into
+//!   several VM instances, run requests through it ([`Plugin::handle`], or
+//!   streaming with [`FilterStream`]), reconfigure it, read its logs, metrics
+//!   and shared data.
+//! - [`start_gateway`]: a TLS (h2 + http/1.1) or plain listener that runs every
+//!   request through the plugin and forwards what passes to the upstream.
+
+mod abi;
+mod client;
+mod context;
+mod dispatch;
+mod exchange;
+mod headers;
+mod logs;
+mod metrics;
+mod plugin;
+mod plugin_state;
+mod shared_data;
+mod spec;
+mod vm;
+mod wasi;
+mod worker;
+
+pub use exchange::{
+    BodyVerdict, Failure, FilterOutcome, FilterRequest, FilterResponse, HeadersVerdict, LocalReply, StreamInfo, TlsInfo,
+    TrailersVerdict,
+};
+pub use headers::HeaderMap;
+pub use logs::LogLine;
+pub use metrics::{MetricKind, MetricValue};
+pub use plugin::{FilterStream, Plugin};
+pub use spec::{ClusterSpec, Clock, LogLevel, ManualClock, NodeInfo, PluginSpec, UpstreamSpec};
+pub use wasi::FUNCTIONS as WASI_FUNCTIONS;

@@ -4,10 +4,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-/// Compare-and-swap failure or missing key, mapped to ABI statuses by the hostcalls.
+/// A compare-and-swap failure, mapped to `CasMismatch` by the hostcall.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SharedDataError {
-    NotFound,
     CasMismatch,
 }
 

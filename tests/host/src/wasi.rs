@@ -19,7 +19,7 @@ const ENOTSUP: i32 = 58;
 
 /// Calls Envoy allows while `_initialize`/`_start` run; the rest are refused then.
 fn check_start(caller: &Caller<'_, HostState>, name: &str) -> wasmtime::Result<()> {
-    crate::abi::memory_guard_start(caller, name)
+    crate::abi::refuse_while_starting(caller, name)
 }
 
 fn fd_write(caller: &mut Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i32, nwritten_ptr: i32) -> i32 {

@@ -26,13 +26,9 @@ pub enum Status {
     Ok = 0,
     NotFound = 1,
     BadArgument = 2,
-    SerializationFailure = 3,
-    ParseFailure = 4,
     InvalidMemoryAccess = 6,
     Empty = 7,
     CasMismatch = 8,
-    InternalFailure = 10,
-    Unimplemented = 12,
 }
 
 impl Status {
@@ -122,12 +118,7 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) use logging::now_nanos;
-
-/// Refuses a call while the VM starts (shared with the WASI functions).
-pub(crate) fn memory_guard_start(caller: &wasmtime::Caller<'_, HostState>, name: &str) -> wasmtime::Result<()> {
-    logging::refuse_while_starting(caller, name)
-}
+pub(crate) use logging::{now_nanos, refuse_while_starting};
 
 /// Converts wasmtime's error type (not `std::error::Error`) into anyhow's.
 pub(crate) fn wasm_error(error: wasmtime::Error) -> anyhow::Error {

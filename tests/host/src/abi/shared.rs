@@ -17,10 +17,12 @@ fn get_data(caller: &mut Caller<'_, HostState>, key: (i32, i32), out: (i32, i32)
 fn set_data(caller: &mut Caller<'_, HostState>, key: (i32, i32), value: (i32, i32), cas: i32) -> Result<(), Status> {
     let key = memory::read_string(caller, key.0, key.1)?;
     let value = memory::read(caller, value.0, value.1)?;
-    caller.data().plugin.shared_data.set(&key, &value, cas as u32).map_err(|e| match e {
-        SharedDataError::CasMismatch => Status::CasMismatch,
-        SharedDataError::NotFound => Status::NotFound,
-    })
+    caller
+        .data()
+        .plugin
+        .shared_data
+        .set(&key, &value, cas as u32)
+        .map_err(|SharedDataError::CasMismatch| Status::CasMismatch)
 }
 
 fn register_queue(caller: &mut Caller<'_, HostState>, name: (i32, i32), token_ptr: i32) -> Result<(), Status> {

@@ -38,13 +38,13 @@ fn continue_stream(caller: &mut Caller<'_, HostState>, raw: i32) -> Result<(), S
 }
 
 fn close_stream(caller: &mut Caller<'_, HostState>, raw: i32) -> Result<(), Status> {
-    let Some(direction) = direction(raw)? else {
+    if direction(raw)?.is_none() {
         return Ok(());
-    };
+    }
     let state = caller.data_mut();
     let id = state.active_context();
     if state.streams.contains_key(&id) {
-        state.after_call.push(AfterCall::Close(id, direction));
+        state.after_call.push(AfterCall::Close(id));
     }
     Ok(())
 }

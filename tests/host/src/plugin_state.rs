@@ -1,0 +1,35 @@
+//! What every VM of a plugin shares: the compiled module, the plugin's identity
+//! and environment, and the plugin-wide services (logs, metrics, shared data,
+//! queues, the I/O runtime for http calls).
+
+use crate::context::HostState;
+use crate::logs::LogSink;
+use crate::metrics::MetricRegistry;
+use crate::shared_data::{SharedData, SharedQueues};
+use crate::spec::{ClusterSpec, Clock, NodeInfo};
+use std::collections::HashMap;
+use std::time::Duration;
+use wasmtime::{Engine, InstancePre};
+
+/// The cluster name the gateway's upstream has in properties (`cluster_name`).
+pub(crate) const UPSTREAM_CLUSTER: &str = "upstream";
+
+pub(crate) struct PluginState {
+    pub name: String,
+    pub root_id: String,
+    pub vm_id: String,
+    pub vm_configuration: Vec<u8>,
+    pub env: Vec<(String, String)>,
+    pub clusters: HashMap<String, ClusterSpec>,
+    pub node: NodeInfo,
+    pub clock: Clock,
+    pub pause_timeout: Duration,
+    pub trap_status: u16,
+    pub logs: LogSink,
+    pub metrics: MetricRegistry,
+    pub shared_data: SharedData,
+    pub queues: SharedQueues,
+    pub io: tokio::runtime::Handle,
+    pub engine: Engine,
+    pub instance_pre: InstancePre<HostState>,
+}
