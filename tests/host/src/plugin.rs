@@ -32,7 +32,19 @@ pub struct Plugin {
     state: Arc<PluginState>,
     workers: RwLock<Arc<WorkerSet>>,
     vms: usize,
-    runtime: Option<tokio::runtime::Runtime>,
+    _runtime: IoRuntime,
+}
+
+/// The runtime for http calls; shut down without blocking, so a plugin may be
+/// dropped inside async code.
+struct IoRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for IoRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -89,12 +101,15 @@ impl Plugin {
         let instance_pre = linker
             .instantiate_pre(&module)
             .map_err(|e| anyhow!("the module imports what this host does not provide: {e:?}"))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("kubegate-host-io")
-            .enable_all()
-            .build()
-            .context("starting the I/O runtime")?;
+        let runtime = IoRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("kubegate-host-io")
+                .enable_all()
+                .build()
+                .context("starting the I/O runtime")?,
+        ));
+        let io = runtime.0.as_ref().map(|r| r.handle().clone()).ok_or_else(|| anyhow!("no I/O runtime"))?;
         let prefix = format!(" {} {} {}", spec.name, spec.root_id, spec.vm_id);
         let state = Arc::new(PluginState {
             name: spec.name.clone(),
@@ -111,14 +126,14 @@ impl Plugin {
             metrics: MetricRegistry::default(),
             shared_data: SharedData::default(),
             queues: SharedQueues::default(),
-            io: runtime.handle().clone(),
+            io,
             engine,
             instance_pre,
         });
         let vms = spec.vms.max(1);
         let set = start_workers(&state, Arc::new(spec.configuration.clone()), vms)
             .context("the plugin was refused")?;
-        Ok(Plugin { state, workers: RwLock::new(Arc::new(set)), vms, runtime: Some(runtime) })
+        Ok(Plugin { state, workers: RwLock::new(Arc::new(set)), vms, _runtime: runtime })
     }
 
     fn current(&self) -> Arc<WorkerSet> {
@@ -262,14 +277,6 @@ impl Plugin {
 
     pub fn pause_timeout(&self) -> Duration {
         self.state.pause_timeout
-    }
-}
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! a restricted call while the VM starts.
 
 mod buffers;
+mod grpc;
 mod headers;
 mod http_call;
 mod logging;
@@ -26,6 +27,7 @@ pub enum Status {
     Ok = 0,
     NotFound = 1,
     BadArgument = 2,
+    ParseFailure = 4,
     InvalidMemoryAccess = 6,
     Empty = 7,
     CasMismatch = 8,
@@ -115,6 +117,7 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     http_call::link(linker)?;
     shared::link(linker)?;
     metrics::link(linker)?;
+    grpc::link(linker)?;
     Ok(())
 }
 
