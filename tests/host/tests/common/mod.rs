@@ -61,3 +61,41 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
     }
     condition()
 }
+
+/// A small HTTP/1.1 server on 127.0.0.1 that answers every request with
+/// `status`, an `x-echo-from-filter` header copied from the request, and a
+/// body naming the path. Returns its address; it runs until the test ends.
+pub async fn spawn_auth_server(status: u16, delay: Duration) -> std::net::SocketAddr {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| async move {
+                    tokio::time::sleep(delay).await;
+                    let echo = request
+                        .headers()
+                        .get("x-from-filter")
+                        .map(|v| v.to_str().unwrap_or_default().to_string())
+                        .unwrap_or_default();
+                    let host = request.headers().get("host").map(|v| v.to_str().unwrap_or_default().to_string());
+                    let body = format!("auth for {} host={}", request.uri().path(), host.unwrap_or_default());
+                    Ok::<_, std::convert::Infallible>(
+                        hyper::Response::builder()
+                            .status(status)
+                            .header("x-echo-from-filter", echo)
+                            .body(Full::new(Bytes::from(body)))
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+            });
+        }
+    });
+    addr
+}
