@@ -9,10 +9,13 @@
 //!   request through the plugin and forwards what passes to the upstream.
 
 mod abi;
+mod body;
 mod client;
 mod context;
 mod dispatch;
 mod exchange;
+mod front;
+mod gateway;
 mod headers;
 mod logs;
 mod metrics;
@@ -20,10 +23,13 @@ mod plugin;
 mod plugin_state;
 mod shared_data;
 mod spec;
+mod tls;
 mod vm;
 mod wasi;
 mod worker;
 
+pub use gateway::{start_gateway, GatewayConfig, RunningGateway};
+pub use tls::{generate_certificates, TlsMode};
 pub use exchange::{
     BodyVerdict, Failure, FilterOutcome, FilterRequest, FilterResponse, HeadersVerdict, LocalReply, StreamInfo, TlsInfo,
     TrailersVerdict,
