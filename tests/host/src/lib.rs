@@ -11,6 +11,7 @@
 mod abi;
 mod body;
 mod client;
+mod config;
 mod context;
 mod dispatch;
 mod exchange;
@@ -28,6 +29,7 @@ mod vm;
 mod wasi;
 mod worker;
 
+pub use config::{load_config, parse_config};
 pub use gateway::{start_gateway, GatewayConfig, RunningGateway};
 pub use tls::{generate_certificates, TlsMode};
 pub use exchange::{
