@@ -37,13 +37,17 @@ fn every_example_in_filter_config_loads() {
         assert!(!config.keys.is_empty());
         loaded += 1;
     }
-    assert!(loaded >= 4, "expected the four documented examples, found {loaded}");
+    assert!(
+        loaded >= 4,
+        "expected the four documented examples, found {loaded}"
+    );
 }
 
 #[test]
 fn the_seed_policy_works_verbatim() {
     let mut config = dev_example();
-    config["routes"][0]["policy"] = json!([{"allow": {"or": [{"domain": {"is": "pomerium.com"}}]}}]);
+    config["routes"][0]["policy"] =
+        json!([{"allow": {"or": [{"domain": {"is": "pomerium.com"}}]}}]);
     parse(&config).unwrap();
 }
 
@@ -90,7 +94,10 @@ fn a_route_needs_a_service_account_token() {
         .unwrap()
         .remove("kubernetes_service_account_token_env");
     let e = parse(&config).unwrap_err();
-    assert!(e.starts_with("routes[0].kubernetes_service_account_token"), "{e}");
+    assert!(
+        e.starts_with("routes[0].kubernetes_service_account_token"),
+        "{e}"
+    );
 
     let mut config = dev_example();
     config["routes"][0]["kubernetes_service_account_token_env"] = json!("NOT_SET_ANYWHERE");
@@ -132,7 +139,8 @@ fn bad_policy_is_refused_with_its_path() {
 #[test]
 fn bad_keys_are_refused() {
     let mut config = dev_example();
-    config["jwt"]["jwks"] = json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "x": "AAAA", "y": "AAAA"}]});
+    config["jwt"]["jwks"] =
+        json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "x": "AAAA", "y": "AAAA"}]});
     let e = parse(&config).unwrap_err();
     assert!(e.starts_with("jwt.jwks"), "{e}");
 
@@ -146,7 +154,9 @@ fn bad_keys_are_refused() {
 
     let mut config = dev_example();
     config["jwt"]["jwks"] = json!({"keys": []});
-    assert!(parse(&config).unwrap_err().contains("no usable verification key"));
+    assert!(parse(&config)
+        .unwrap_err()
+        .contains("no usable verification key"));
 }
 
 #[test]
@@ -158,7 +168,9 @@ fn issuer_and_audience_are_required() {
         assert!(e.contains(field), "{e}");
         let mut config = dev_example();
         config["jwt"][field] = json!([]);
-        assert!(parse(&config).unwrap_err().starts_with(&format!("jwt.{field}")));
+        assert!(parse(&config)
+            .unwrap_err()
+            .starts_with(&format!("jwt.{field}")));
     }
 }
 
@@ -197,12 +209,16 @@ fn token_sources_are_validated() {
 fn limits_are_bounded() {
     let mut config = dev_example();
     config["jwt"]["max_token_bytes"] = json!(0);
-    assert!(parse(&config).unwrap_err().starts_with("jwt.max_token_bytes"));
+    assert!(parse(&config)
+        .unwrap_err()
+        .starts_with("jwt.max_token_bytes"));
     config["jwt"]["max_token_bytes"] = json!(10_000_000);
     assert!(parse(&config).is_err());
     let mut config = dev_example();
     config["jwt"]["leeway_seconds"] = json!(100_000);
-    assert!(parse(&config).unwrap_err().starts_with("jwt.leeway_seconds"));
+    assert!(parse(&config)
+        .unwrap_err()
+        .starts_with("jwt.leeway_seconds"));
 }
 
 #[test]

@@ -89,9 +89,18 @@ fn an_allowed_user_is_forwarded_as_the_service_account_impersonating_them() {
     assert_eq!(decision.log.kind, Kind::Allowed);
     let out = forwarded(&headers, &decision);
     assert_eq!(values(&out, "authorization"), vec!["Bearer sa-token-123"]);
-    assert_eq!(values(&out, "impersonate-user"), vec!["someuser@example.com"]);
-    assert_eq!(values(&out, "impersonate-group"), vec!["developers", "oncall"]);
-    assert!(!out.iter().any(|(_, v)| v.contains(&t)), "the session token leaked upstream");
+    assert_eq!(
+        values(&out, "impersonate-user"),
+        vec!["someuser@example.com"]
+    );
+    assert_eq!(
+        values(&out, "impersonate-group"),
+        vec!["developers", "oncall"]
+    );
+    assert!(
+        !out.iter().any(|(_, v)| v.contains(&t)),
+        "the session token leaked upstream"
+    );
     assert_eq!(decision.log.user.as_deref(), Some("someuser@example.com"));
     let line = decision.log.to_string();
     assert!(line.contains("decision=allowed"), "{line}");
@@ -101,11 +110,18 @@ fn an_allowed_user_is_forwarded_as_the_service_account_impersonating_them() {
 #[test]
 fn a_user_outside_the_domain_gets_403_naming_them() {
     let t = token("mallory@evil.example", &[]);
-    let decision = decide(&dev_config(), &request(&[("authorization", &bearer(&t))]), NOW);
+    let decision = decide(
+        &dev_config(),
+        &request(&[("authorization", &bearer(&t))]),
+        NOW,
+    );
     let (code, body, challenge) = refusal(&decision);
     assert_eq!(code, 403);
     assert_eq!(body["reason"], "Forbidden");
-    assert!(body["message"].as_str().unwrap().contains("mallory@evil.example"));
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("mallory@evil.example"));
     assert_eq!(challenge, None);
     assert_eq!(decision.log.kind, Kind::Forbidden);
 }
@@ -132,7 +148,11 @@ fn expired_not_yet_valid_and_foreign_tokens_are_401_invalid_token() {
     wrong_audience.audience = "some-other-app".into();
     for claims in [expired, future, wrong_issuer, wrong_audience] {
         let t = signer.sign(&claims).unwrap();
-        let decision = decide(&dev_config(), &request(&[("authorization", &bearer(&t))]), NOW);
+        let decision = decide(
+            &dev_config(),
+            &request(&[("authorization", &bearer(&t))]),
+            NOW,
+        );
         let (code, body, challenge) = refusal(&decision);
         assert_eq!(code, 401, "{claims:?}");
         assert!(challenge.unwrap().contains("error=\"invalid_token\""));
@@ -149,7 +169,11 @@ fn a_token_from_another_key_is_refused() {
     let t = signer
         .sign(&SessionClaims::dev("someuser@example.com", &[], NOW))
         .unwrap();
-    let decision = decide(&dev_config(), &request(&[("authorization", &bearer(&t))]), NOW);
+    let decision = decide(
+        &dev_config(),
+        &request(&[("authorization", &bearer(&t))]),
+        NOW,
+    );
     assert_eq!(refusal(&decision).0, 401);
 }
 
@@ -167,7 +191,10 @@ fn unknown_host_is_404_and_never_passes() {
     assert_eq!(code, 404);
     assert_eq!(body["reason"], "NotFound");
     assert_eq!(decision.log.kind, Kind::NotFound);
-    let no_authority: Vec<_> = headers.into_iter().filter(|(n, _)| n != ":authority").collect();
+    let no_authority: Vec<_> = headers
+        .into_iter()
+        .filter(|(n, _)| n != ":authority")
+        .collect();
     assert_eq!(refusal(&decide(&dev_config(), &no_authority, NOW)).0, 404);
 }
 
@@ -185,7 +212,10 @@ fn client_impersonation_headers_never_reach_the_api_server_in_any_case() {
     ]);
     let decision = decide(&dev_config(), &headers, NOW);
     let out = forwarded(&headers, &decision);
-    assert_eq!(values(&out, "impersonate-user"), vec!["someuser@example.com"]);
+    assert_eq!(
+        values(&out, "impersonate-user"),
+        vec!["someuser@example.com"]
+    );
     assert_eq!(values(&out, "impersonate-group"), vec!["developers"]);
     assert!(values(&out, "impersonate-uid").is_empty());
     assert!(values(&out, "impersonate-extra-scopes").is_empty());
@@ -208,7 +238,8 @@ fn duplicate_authorization_headers_are_refused() {
 #[test]
 fn header_and_cookie_with_different_tokens_are_refused() {
     let config = config_with(|c| {
-        c["jwt"]["from"] = json!([{"header": "authorization", "prefix": "Bearer "}, {"cookie": "_session"}]);
+        c["jwt"]["from"] =
+            json!([{"header": "authorization", "prefix": "Bearer "}, {"cookie": "_session"}]);
     });
     let good = token("someuser@example.com", &[]);
     let other = token("other@example.com", &[]);
@@ -227,7 +258,11 @@ fn header_and_cookie_with_different_tokens_are_refused() {
 #[test]
 fn system_groups_in_a_token_are_refused() {
     let t = token("someuser@example.com", &["system:masters"]);
-    let decision = decide(&dev_config(), &request(&[("authorization", &bearer(&t))]), NOW);
+    let decision = decide(
+        &dev_config(),
+        &request(&[("authorization", &bearer(&t))]),
+        NOW,
+    );
     let (code, body, _) = refusal(&decision);
     assert_eq!(code, 403);
     assert!(body["message"].as_str().unwrap().contains("system:masters"));
@@ -236,7 +271,11 @@ fn system_groups_in_a_token_are_refused() {
 #[test]
 fn oversized_tokens_are_refused_before_parsing() {
     let huge = format!("{}.{}.{}", "a".repeat(6000), "b".repeat(6000), "c");
-    let decision = decide(&dev_config(), &request(&[("authorization", &bearer(&huge))]), NOW);
+    let decision = decide(
+        &dev_config(),
+        &request(&[("authorization", &bearer(&huge))]),
+        NOW,
+    );
     assert_eq!(refusal(&decision).0, 401);
 }
 
@@ -257,7 +296,9 @@ fn policy_sees_method_and_path_without_the_query() {
     post[0].1 = "POST".into();
     assert_eq!(refusal(&decide(&config, &post, NOW)).0, 403);
     assert_eq!(
-        decide(&config, &request(&[("authorization", &auth)]), NOW).log.kind,
+        decide(&config, &request(&[("authorization", &auth)]), NOW)
+            .log
+            .kind,
         Kind::Allowed
     );
 }
@@ -273,7 +314,10 @@ fn pomerium_style_prefixed_tokens_work() {
     let mut headers = request(&[("authorization", &format!("Bearer Pomerium-{t}"))]);
     headers[2].1 = "k8s.localhost.pomerium.io:8443".into();
     assert_eq!(decide(&config, &headers, NOW).log.kind, Kind::Allowed);
-    let mut other = request(&[("authorization", &format!("Bearer Pomerium-{}", token("a@example.com", &[])))]);
+    let mut other = request(&[(
+        "authorization",
+        &format!("Bearer Pomerium-{}", token("a@example.com", &[])),
+    )]);
     other[2].1 = "k8s.localhost.pomerium.io".into();
     assert_eq!(refusal(&decide(&config, &other, NOW)).0, 403);
 }
