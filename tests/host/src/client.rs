@@ -25,16 +25,29 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn parse(url: &str) -> anyhow::Result<Target> {
-        let uri: hyper::Uri = url.parse().with_context(|| format!("bad upstream URL {url:?}"))?;
+        let uri: hyper::Uri = url
+            .parse()
+            .with_context(|| format!("bad upstream URL {url:?}"))?;
         let tls = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
             other => bail!("upstream URL {url:?} must be http:// or https://, not {other:?}"),
         };
-        let authority = uri.authority().ok_or_else(|| anyhow!("upstream URL {url:?} has no host"))?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+        let authority = uri
+            .authority()
+            .ok_or_else(|| anyhow!("upstream URL {url:?} has no host"))?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        Ok(Target { host, port, tls, authority: authority.as_str().to_string() })
+        Ok(Target {
+            host,
+            port,
+            tls,
+            authority: authority.as_str().to_string(),
+        })
     }
 }
 
@@ -60,7 +73,12 @@ impl ServerCertVerifier for SkipVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -69,7 +87,12 @@ impl ServerCertVerifier for SkipVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -93,7 +116,10 @@ pub(crate) fn certificates_from_pem(pem: &str) -> anyhow::Result<Vec<Certificate
 }
 
 /// The rustls client configuration for `spec` with the given ALPN protocols.
-pub(crate) fn tls_config(spec: &UpstreamSpec, alpn: &[&[u8]]) -> anyhow::Result<rustls::ClientConfig> {
+pub(crate) fn tls_config(
+    spec: &UpstreamSpec,
+    alpn: &[&[u8]],
+) -> anyhow::Result<rustls::ClientConfig> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -135,7 +161,8 @@ where
     if target.tls {
         let config = tls_config(spec, &[b"http/1.1"])?;
         let name = spec.sni.clone().unwrap_or_else(|| target.host.clone());
-        let server_name = ServerName::try_from(name.clone()).with_context(|| format!("bad TLS server name {name:?}"))?;
+        let server_name = ServerName::try_from(name.clone())
+            .with_context(|| format!("bad TLS server name {name:?}"))?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(server_name, tcp)
             .await

@@ -118,22 +118,39 @@ impl UpstreamFile {
             (Some(pem), None) => Some(pem),
             (None, Some(file)) => {
                 let file = resolve(base, &file);
-                Some(std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?)
+                Some(
+                    std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?,
+                )
             }
             (None, None) => None,
         };
-        Ok(UpstreamSpec { url: self.url, tls_skip_verify: self.tls_skip_verify, ca_pem, sni: self.sni })
+        Ok(UpstreamSpec {
+            url: self.url,
+            tls_skip_verify: self.tls_skip_verify,
+            ca_pem,
+            sni: self.sni,
+        })
     }
 }
 
 /// Parses configuration text; `base` anchors relative paths; `host_env` looks
 /// up `host_env_keys` (the process environment in the binary).
-pub fn parse_config(text: &str, base: &Path, host_env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<GatewayConfig> {
+pub fn parse_config(
+    text: &str,
+    base: &Path,
+    host_env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<GatewayConfig> {
     let file: FileConfig = serde_yaml::from_str(text).context("parsing the configuration")?;
     let tls = match (file.tls.plain, file.tls.cert, file.tls.key) {
         (true, None, None) => TlsMode::Plain,
-        (false, Some(cert), Some(key)) => TlsMode::Files { cert: resolve(base, &cert), key: resolve(base, &key) },
-        (false, None, None) => TlsMode::Generate { names: file.tls.names },
+        (false, Some(cert), Some(key)) => TlsMode::Files {
+            cert: resolve(base, &cert),
+            key: resolve(base, &key),
+        },
+        (false, None, None) => TlsMode::Generate {
+            names: file.tls.names,
+        },
         _ => bail!("tls: give `plain: true`, or both `cert` and `key`, or neither (generate)"),
     };
     let plugin_file = file.plugin;
@@ -157,12 +174,21 @@ pub fn parse_config(text: &str, base: &Path, host_env: &dyn Fn(&str) -> Option<S
     }
     let mut clusters = HashMap::new();
     for (name, cluster) in file.clusters {
-        clusters.insert(name.clone(), cluster.into_spec(base).with_context(|| format!("cluster {name}"))?);
+        clusters.insert(
+            name.clone(),
+            cluster
+                .into_spec(base)
+                .with_context(|| format!("cluster {name}"))?,
+        );
     }
     let defaults = PluginSpec::default();
     let node = NodeInfo {
-        id: plugin_file.node_id.unwrap_or_else(|| defaults.node.id.clone()),
-        cluster: plugin_file.node_cluster.unwrap_or_else(|| defaults.node.cluster.clone()),
+        id: plugin_file
+            .node_id
+            .unwrap_or_else(|| defaults.node.id.clone()),
+        cluster: plugin_file
+            .node_cluster
+            .unwrap_or_else(|| defaults.node.cluster.clone()),
     };
     let plugin = PluginSpec {
         wasm_path: resolve(base, &file.wasm),
@@ -175,18 +201,27 @@ pub fn parse_config(text: &str, base: &Path, host_env: &dyn Fn(&str) -> Option<S
         vms: plugin_file.vms.unwrap_or(2).max(1),
         clusters,
         log_level: plugin_file.log_level.unwrap_or(LogLevel::Info),
-        pause_timeout: plugin_file.pause_timeout_ms.map(Duration::from_millis).unwrap_or(defaults.pause_timeout),
+        pause_timeout: plugin_file
+            .pause_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(defaults.pause_timeout),
         trap_status: plugin_file.trap_status.unwrap_or(defaults.trap_status),
         node,
         ..defaults
     };
     let upstream = file.upstream.into_spec(base).context("upstream")?;
-    Ok(GatewayConfig { listen: file.listen, tls, plugin, upstream })
+    Ok(GatewayConfig {
+        listen: file.listen,
+        tls,
+        plugin,
+        upstream,
+    })
 }
 
 /// Reads and parses a configuration file, with the process environment for `host_env_keys`.
 pub fn load_config(path: &Path) -> anyhow::Result<GatewayConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse_config(&text, &base, &|key| std::env::var(key).ok())
 }
@@ -201,7 +236,12 @@ mod tests {
 
     #[test]
     fn minimal_file_binds_loopback_and_generates_a_certificate() {
-        let config = parse_config("wasm: f.wasm\nupstream: {url: 'http://127.0.0.1:9'}\n", Path::new("/etc/kg"), &no_env).unwrap();
+        let config = parse_config(
+            "wasm: f.wasm\nupstream: {url: 'http://127.0.0.1:9'}\n",
+            Path::new("/etc/kg"),
+            &no_env,
+        )
+        .unwrap();
         assert_eq!(config.listen, "127.0.0.1:8443".parse().unwrap());
         assert_eq!(config.tls, TlsMode::Generate { names: vec![] });
         assert_eq!(config.plugin.wasm_path, PathBuf::from("/etc/kg/f.wasm"));
@@ -231,11 +271,22 @@ clusters:
 "#;
         let host_env = |key: &str| (key == "FROM_HOST").then(|| "h".to_string());
         let config = parse_config(text, Path::new("/x"), &host_env).unwrap();
-        assert_eq!(config.tls, TlsMode::Generate { names: vec!["k8s.example.com".to_string()] });
-        assert_eq!(config.plugin.configuration, br#"{"routes":[{"from":"https://k8s.example.com"}]}"#.to_vec());
+        assert_eq!(
+            config.tls,
+            TlsMode::Generate {
+                names: vec!["k8s.example.com".to_string()]
+            }
+        );
+        assert_eq!(
+            config.plugin.configuration,
+            br#"{"routes":[{"from":"https://k8s.example.com"}]}"#.to_vec()
+        );
         assert_eq!(
             config.plugin.env,
-            vec![("SA_TOKEN".to_string(), "secret".to_string()), ("FROM_HOST".to_string(), "h".to_string())]
+            vec![
+                ("SA_TOKEN".to_string(), "secret".to_string()),
+                ("FROM_HOST".to_string(), "h".to_string())
+            ]
         );
         assert_eq!(config.plugin.vms, 3);
         assert_eq!(config.plugin.log_level, LogLevel::Debug);

@@ -183,8 +183,12 @@ impl HostState {
     /// The map a read sees, or `None` when Envoy would have none at this moment.
     pub(crate) fn readable_map(&self, map: MapType) -> Option<&HeaderMap> {
         match map {
-            MapType::HttpCallResponseHeaders => self.http_call_response.as_ref().map(|r| &r.headers),
-            MapType::HttpCallResponseTrailers => self.http_call_response.as_ref().map(|r| &r.trailers),
+            MapType::HttpCallResponseHeaders => {
+                self.http_call_response.as_ref().map(|r| &r.headers)
+            }
+            MapType::HttpCallResponseTrailers => {
+                self.http_call_response.as_ref().map(|r| &r.trailers)
+            }
             MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => None,
             MapType::RequestHeaders => {
                 let stream = self.active_stream()?;
@@ -240,9 +244,15 @@ impl HostState {
         }
         match map {
             MapType::RequestHeaders if !stream.request_released => stream.request_headers.as_mut(),
-            MapType::RequestTrailers if !stream.request_released => stream.request_trailers.as_mut(),
-            MapType::ResponseHeaders if !stream.response_released => stream.response_headers.as_mut(),
-            MapType::ResponseTrailers if !stream.response_released => stream.response_trailers.as_mut(),
+            MapType::RequestTrailers if !stream.request_released => {
+                stream.request_trailers.as_mut()
+            }
+            MapType::ResponseHeaders if !stream.response_released => {
+                stream.response_headers.as_mut()
+            }
+            MapType::ResponseTrailers if !stream.response_released => {
+                stream.response_trailers.as_mut()
+            }
             _ => None,
         }
     }

@@ -14,14 +14,30 @@ fn local_response(status: u16, body: &str) -> HttpCallResponse {
     headers.add(":status", status.to_string().as_bytes());
     headers.add("content-length", body.len().to_string().as_bytes());
     headers.add("content-type", b"text/plain");
-    HttpCallResponse { headers, body: body.as_bytes().to_vec(), trailers: HeaderMap::new() }
+    HttpCallResponse {
+        headers,
+        body: body.as_bytes().to_vec(),
+        trailers: HeaderMap::new(),
+    }
 }
 
-async fn exchange(spec: &UpstreamSpec, headers: HeaderMap, body: Vec<u8>) -> anyhow::Result<HttpCallResponse> {
+async fn exchange(
+    spec: &UpstreamSpec,
+    headers: HeaderMap,
+    body: Vec<u8>,
+) -> anyhow::Result<HttpCallResponse> {
     let mut request = hyper::Request::builder()
-        .method(headers.get_first_str(":method").unwrap_or_default().as_str())
+        .method(
+            headers
+                .get_first_str(":method")
+                .unwrap_or_default()
+                .as_str(),
+        )
         .uri(headers.get_first_str(":path").unwrap_or_default());
-    request = request.header(hyper::header::HOST, headers.get_first(":authority").unwrap_or_default());
+    request = request.header(
+        hyper::header::HOST,
+        headers.get_first(":authority").unwrap_or_default(),
+    );
     for (name, value) in headers.entries() {
         if !name.starts_with(':') && name != "host" && name != "content-length" {
             request = request.header(name.as_str(), value.as_slice());
@@ -46,7 +62,11 @@ async fn exchange(spec: &UpstreamSpec, headers: HeaderMap, body: Vec<u8>) -> any
     for (name, value) in trailers.iter().flatten() {
         trailer_map.add(name.as_str(), value.as_bytes());
     }
-    Ok(HttpCallResponse { headers: map, body, trailers: trailer_map })
+    Ok(HttpCallResponse {
+        headers: map,
+        body,
+        trailers: trailer_map,
+    })
 }
 
 /// Sends the call and always produces a response for `on_http_call_response`.

@@ -113,7 +113,10 @@ pub struct FilterResponse {
 
 impl FilterResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -139,9 +142,16 @@ pub struct Failure {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FilterOutcome {
     /// Passed: the headers (with pseudo-headers) and body to send upstream.
-    Forward { headers: Vec<(String, String)>, body: Vec<u8> },
+    Forward {
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// The filter answered itself.
-    LocalReply { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    LocalReply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// Failed closed: 500 (or `trap_status`) for a trap, 503 for a pause that timed out.
     Failed { status: u16, reason: String },
 }
@@ -150,9 +160,10 @@ impl FilterOutcome {
     /// The first value of a forwarded header, for tests.
     pub fn forwarded_header(&self, name: &str) -> Option<&str> {
         match self {
-            FilterOutcome::Forward { headers, .. } => {
-                headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-            }
+            FilterOutcome::Forward { headers, .. } => headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str()),
             _ => None,
         }
     }
@@ -190,7 +201,10 @@ pub enum BodyVerdict {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrailersVerdict {
     /// Go on: any body the filter had buffered, then these trailers.
-    Continue { body: Vec<u8>, trailers: HeaderMap },
+    Continue {
+        body: Vec<u8>,
+        trailers: HeaderMap,
+    },
     LocalReply(LocalReply),
     Failed(Failure),
 }

@@ -9,7 +9,9 @@
 //! upstream URL's host (or `sni`) as server name.
 
 use crate::body::{empty, full, BoxError, ChannelBody, FrontBody};
-use crate::exchange::{BodyVerdict, Failure, HeadersVerdict, LocalReply, StreamInfo, TlsInfo, TrailersVerdict};
+use crate::exchange::{
+    BodyVerdict, Failure, HeadersVerdict, LocalReply, StreamInfo, TlsInfo, TrailersVerdict,
+};
 use crate::headers::HeaderMap;
 use crate::plugin::{FilterStream, Plugin};
 use crate::spec::UpstreamSpec;
@@ -78,28 +80,57 @@ fn upgrade_of(request: &Request<Incoming>) -> Option<HeaderValue> {
 
 fn random_request_id() -> String {
     let mut bytes = [0u8; 16];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_err() {
-        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         bytes = nanos.to_le_bytes();
     }
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// The request headers as Envoy hands them to the filter: pseudo-headers
 /// first, lower-case names, hop-by-hop headers gone (kept for an upgrade),
 /// `x-request-id` generated when missing, `x-forwarded-proto` set.
-fn filter_request_headers(request: &Request<Incoming>, connection: &Connection, upgrade: Option<&HeaderValue>) -> HeaderMap {
-    let scheme = if connection.tls.is_some() { "https" } else { "http" };
+fn filter_request_headers(
+    request: &Request<Incoming>,
+    connection: &Connection,
+    upgrade: Option<&HeaderValue>,
+) -> HeaderMap {
+    let scheme = if connection.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut map = HeaderMap::new();
     map.add(":method", request.method().as_str().as_bytes());
-    let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     map.add(":path", path.as_bytes());
     let authority = match request.uri().authority() {
         Some(authority) => authority.as_str().as_bytes().to_vec(),
-        None => request.headers().get(hyper::header::HOST).map(|h| h.as_bytes().to_vec()).unwrap_or_default(),
+        None => request
+            .headers()
+            .get(hyper::header::HOST)
+            .map(|h| h.as_bytes().to_vec())
+            .unwrap_or_default(),
     };
     map.add(":authority", &authority);
     map.add(":scheme", scheme.as_bytes());
@@ -121,8 +152,12 @@ fn filter_request_headers(request: &Request<Incoming>, connection: &Connection, 
 
 fn text_response(status: u16, text: String) -> Response<FrontBody> {
     let mut response = Response::new(full(text));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
     response
 }
 
@@ -135,10 +170,16 @@ fn failure_response(failure: Failure) -> Response<FrontBody> {
 fn to_hyper_headers(map: &HeaderMap, keep_upgrade: bool) -> Result<hyper::HeaderMap, Failure> {
     let mut headers = hyper::HeaderMap::new();
     for (name, value) in map.entries() {
-        if name.starts_with(':') || (is_hop_by_hop(name) && !(keep_upgrade && (name == "upgrade" || name == "connection"))) {
+        if name.starts_with(':')
+            || (is_hop_by_hop(name)
+                && !(keep_upgrade && (name == "upgrade" || name == "connection")))
+        {
             continue;
         }
-        let invalid = || Failure { status: 502, reason: format!("the filter produced an invalid header {name:?}") };
+        let invalid = || Failure {
+            status: 502,
+            reason: format!("the filter produced an invalid header {name:?}"),
+        };
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
         let value = HeaderValue::from_bytes(value).map_err(|_| invalid())?;
         headers.append(name, value);
@@ -152,7 +193,8 @@ fn local_reply_response(reply: LocalReply) -> Response<FrontBody> {
         Err(failure) => return failure_response(failure),
     };
     let mut response = Response::new(full(reply.body));
-    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     *response.headers_mut() = headers;
     response
 }
@@ -198,10 +240,17 @@ fn aborted(reason: &str) -> BoxError {
 
 /// Feeds the downstream request body through the filter to the upstream.
 /// A refusal on the way goes to `refusal` (answered if the response has not begun).
-async fn pump_request_body(mut body: Incoming, stream: Shared, out: FrameSender, refusal: oneshot::Sender<Response<FrontBody>>) {
+async fn pump_request_body(
+    mut body: Incoming,
+    stream: Shared,
+    out: FrameSender,
+    refusal: oneshot::Sender<Response<FrontBody>>,
+) {
     let refuse = |response: Response<FrontBody>, out: FrameSender| async move {
         let _ = refusal.send(response);
-        let _ = out.send(Err(aborted("request refused by the filter"))).await;
+        let _ = out
+            .send(Err(aborted("request refused by the filter")))
+            .await;
     };
     loop {
         let frame = match body.frame().await {
@@ -213,8 +262,12 @@ async fn pump_request_body(mut body: Incoming, stream: Shared, out: FrameSender,
                         let _ = out.send(Ok(Frame::data(Bytes::from(data)))).await;
                     }
                     BodyVerdict::Continue(_) | BodyVerdict::Buffered => {}
-                    BodyVerdict::LocalReply(reply) => return refuse(local_reply_response(reply), out).await,
-                    BodyVerdict::Failed(failure) => return refuse(failure_response(failure), out).await,
+                    BodyVerdict::LocalReply(reply) => {
+                        return refuse(local_reply_response(reply), out).await
+                    }
+                    BodyVerdict::Failed(failure) => {
+                        return refuse(failure_response(failure), out).await
+                    }
                 }
                 return;
             }
@@ -227,22 +280,33 @@ async fn pump_request_body(mut body: Incoming, stream: Shared, out: FrameSender,
         if frame.is_data() {
             let data = frame.into_data().unwrap_or_default();
             let end_of_stream = body.is_end_stream();
-            let verdict = stream.lock().await.request_body(data.to_vec(), end_of_stream).await;
+            let verdict = stream
+                .lock()
+                .await
+                .request_body(data.to_vec(), end_of_stream)
+                .await;
             match verdict {
                 BodyVerdict::Continue(data) => {
-                    if !data.is_empty() && out.send(Ok(Frame::data(Bytes::from(data)))).await.is_err() {
+                    if !data.is_empty()
+                        && out.send(Ok(Frame::data(Bytes::from(data)))).await.is_err()
+                    {
                         return;
                     }
                 }
                 BodyVerdict::Buffered => {}
-                BodyVerdict::LocalReply(reply) => return refuse(local_reply_response(reply), out).await,
-                BodyVerdict::Failed(failure) => return refuse(failure_response(failure), out).await,
+                BodyVerdict::LocalReply(reply) => {
+                    return refuse(local_reply_response(reply), out).await
+                }
+                BodyVerdict::Failed(failure) => {
+                    return refuse(failure_response(failure), out).await
+                }
             }
             if end_of_stream {
                 return;
             }
         } else if let Ok(trailers) = frame.into_trailers() {
-            let map = HeaderMap::from_pairs(trailers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+            let map =
+                HeaderMap::from_pairs(trailers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
             let verdict = stream.lock().await.request_trailers(map).await;
             match verdict {
                 TrailersVerdict::Continue { body, trailers } => {
@@ -253,8 +317,12 @@ async fn pump_request_body(mut body: Incoming, stream: Shared, out: FrameSender,
                         let _ = out.send(Ok(Frame::trailers(trailers))).await;
                     }
                 }
-                TrailersVerdict::LocalReply(reply) => return refuse(local_reply_response(reply), out).await,
-                TrailersVerdict::Failed(failure) => return refuse(failure_response(failure), out).await,
+                TrailersVerdict::LocalReply(reply) => {
+                    return refuse(local_reply_response(reply), out).await
+                }
+                TrailersVerdict::Failed(failure) => {
+                    return refuse(failure_response(failure), out).await
+                }
             }
             return;
         }
@@ -281,7 +349,8 @@ async fn pump_response_body(mut body: Incoming, stream: Shared, out: FrameSender
             },
         };
         if let Some(trailers) = trailers {
-            let map = HeaderMap::from_pairs(trailers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+            let map =
+                HeaderMap::from_pairs(trailers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
             let verdict = stream.lock().await.response_trailers(map).await;
             match verdict {
                 TrailersVerdict::Continue { body, trailers } => {
@@ -293,12 +362,18 @@ async fn pump_response_body(mut body: Incoming, stream: Shared, out: FrameSender
                     }
                 }
                 _ => {
-                    let _ = out.send(Err(aborted("response refused by the filter"))).await;
+                    let _ = out
+                        .send(Err(aborted("response refused by the filter")))
+                        .await;
                 }
             }
             return;
         }
-        let verdict = stream.lock().await.response_body(chunk, end_of_stream).await;
+        let verdict = stream
+            .lock()
+            .await
+            .response_body(chunk, end_of_stream)
+            .await;
         match verdict {
             BodyVerdict::Continue(data) => {
                 if !data.is_empty() && out.send(Ok(Frame::data(Bytes::from(data)))).await.is_err() {
@@ -307,7 +382,9 @@ async fn pump_response_body(mut body: Incoming, stream: Shared, out: FrameSender
             }
             BodyVerdict::Buffered => {}
             BodyVerdict::LocalReply(_) | BodyVerdict::Failed(_) => {
-                let _ = out.send(Err(aborted("response refused by the filter"))).await;
+                let _ = out
+                    .send(Err(aborted("response refused by the filter")))
+                    .await;
                 return;
             }
         }
@@ -317,10 +394,20 @@ async fn pump_response_body(mut body: Incoming, stream: Shared, out: FrameSender
     }
 }
 
-fn upstream_request(headers: &HeaderMap, body: UpstreamBody, upgrade: bool) -> Result<Request<UpstreamBody>, Failure> {
-    let bad = |what: &str| Failure { status: 502, reason: format!("the filter left an invalid {what}") };
-    let method = hyper::Method::from_bytes(headers.get_first(":method").unwrap_or(b"GET")).map_err(|_| bad(":method"))?;
-    let path = headers.get_first_str(":path").unwrap_or_else(|| "/".to_string());
+fn upstream_request(
+    headers: &HeaderMap,
+    body: UpstreamBody,
+    upgrade: bool,
+) -> Result<Request<UpstreamBody>, Failure> {
+    let bad = |what: &str| Failure {
+        status: 502,
+        reason: format!("the filter left an invalid {what}"),
+    };
+    let method = hyper::Method::from_bytes(headers.get_first(":method").unwrap_or(b"GET"))
+        .map_err(|_| bad(":method"))?;
+    let path = headers
+        .get_first_str(":path")
+        .unwrap_or_else(|| "/".to_string());
     let uri: hyper::Uri = path.parse().map_err(|_| bad(":path"))?;
     let mut request = Request::new(body);
     *request.method_mut() = method;
@@ -333,7 +420,11 @@ fn upstream_request(headers: &HeaderMap, body: UpstreamBody, upgrade: bool) -> R
 }
 
 /// Serves one request; never fails at the HTTP level (errors become responses).
-pub(crate) async fn serve(front: Arc<Front>, connection: Arc<Connection>, mut request: Request<Incoming>) -> Result<Response<FrontBody>, Infallible> {
+pub(crate) async fn serve(
+    front: Arc<Front>,
+    connection: Arc<Connection>,
+    mut request: Request<Incoming>,
+) -> Result<Response<FrontBody>, Infallible> {
     let upgrade = upgrade_of(&request);
     let headers = filter_request_headers(&request, &connection, upgrade.as_ref());
     let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
@@ -362,7 +453,9 @@ pub(crate) async fn serve(front: Arc<Front>, connection: Arc<Connection>, mut re
     } else {
         let (tx, channel) = ChannelBody::channel();
         tokio::spawn(pump_request_body(body, stream.clone(), tx, refusal_tx));
-        UpstreamBody { inner: Some(channel) }
+        UpstreamBody {
+            inner: Some(channel),
+        }
     };
     let request = match upstream_request(&headers, upstream_body, is_upgrade) {
         Ok(request) => request,
@@ -390,13 +483,18 @@ pub(crate) async fn serve(front: Arc<Front>, connection: Arc<Connection>, mut re
     let mut map = HeaderMap::new();
     map.add(":status", parts.status.as_str().as_bytes());
     for (name, value) in &parts.headers {
-        let keep = switching && (name == hyper::header::UPGRADE || name == hyper::header::CONNECTION);
+        let keep =
+            switching && (name == hyper::header::UPGRADE || name == hyper::header::CONNECTION);
         if keep || !is_hop_by_hop(name.as_str()) {
             map.add(name.as_str(), value.as_bytes());
         }
     }
     let end_of_stream = switching || body.is_end_stream();
-    let verdict = stream.lock().await.response_headers(map, end_of_stream).await;
+    let verdict = stream
+        .lock()
+        .await
+        .response_headers(map, end_of_stream)
+        .await;
     let filtered = match verdict {
         HeadersVerdict::Continue(headers) => headers,
         HeadersVerdict::LocalReply(reply) => return Ok(local_reply_response(reply)),
@@ -416,7 +514,11 @@ pub(crate) async fn serve(front: Arc<Front>, connection: Arc<Connection>, mut re
             let stream = stream.clone();
             tokio::spawn(async move {
                 if let (Ok(down), Ok(up)) = tokio::join!(down, up) {
-                    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(down), &mut TokioIo::new(up)).await;
+                    let _ = tokio::io::copy_bidirectional(
+                        &mut TokioIo::new(down),
+                        &mut TokioIo::new(up),
+                    )
+                    .await;
                 }
                 // The stream (and its on_log) ends with the tunnel.
                 drop(stream);

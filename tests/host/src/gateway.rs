@@ -54,7 +54,11 @@ pub struct RunningGateway {
 impl RunningGateway {
     /// `https://127.0.0.1:PORT` (or `http://` for plain).
     pub fn url(&self) -> String {
-        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
     }
 
     /// Stops accepting and waits for the accept loop to end; open
@@ -83,11 +87,19 @@ pub async fn start_gateway(config: GatewayConfig) -> anyhow::Result<RunningGatew
             .context("loading the plugin")??,
     );
     let tls = server_tls(&config.tls)?;
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let (ca_pem, cert_pem) = tls.as_ref().map(|t| (t.ca_pem.clone(), t.cert_pem.clone())).unwrap_or_default();
+    let (ca_pem, cert_pem) = tls
+        .as_ref()
+        .map(|t| (t.ca_pem.clone(), t.cert_pem.clone()))
+        .unwrap_or_default();
     let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
-    let front = Arc::new(Front { plugin: plugin.clone(), upstream: config.upstream.clone() });
+    let front = Arc::new(Front {
+        plugin: plugin.clone(),
+        upstream: config.upstream.clone(),
+    });
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         let mut next_id: u64 = 0;
@@ -102,7 +114,15 @@ pub async fn start_gateway(config: GatewayConfig) -> anyhow::Result<RunningGatew
             }
         }
     });
-    Ok(RunningGateway { addr, ca_pem, cert_pem, plugin, tls: acceptor_present(&config.tls), stop, task: Some(task) })
+    Ok(RunningGateway {
+        addr,
+        ca_pem,
+        cert_pem,
+        plugin,
+        tls: acceptor_present(&config.tls),
+        stop,
+        task: Some(task),
+    })
 }
 
 fn acceptor_present(mode: &TlsMode) -> bool {
@@ -128,7 +148,13 @@ async fn serve_connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(acceptor) = acceptor else {
-        let connection = Arc::new(Connection { source, destination, protocol: "HTTP/1.1", tls: None, id });
+        let connection = Arc::new(Connection {
+            source,
+            destination,
+            protocol: "HTTP/1.1",
+            tls: None,
+            id,
+        });
         let service = service_fn(move |request| serve(front.clone(), connection.clone(), request));
         let _ = hyper::server::conn::http1::Builder::new()
             .serve_connection(TokioIo::new(tcp), service)
@@ -147,7 +173,13 @@ async fn serve_connection(
         peer_certificate: session.peer_certificates().is_some_and(|c| !c.is_empty()),
     };
     let protocol = if h2 { "HTTP/2" } else { "HTTP/1.1" };
-    let connection = Arc::new(Connection { source, destination, protocol, tls: Some(info), id });
+    let connection = Arc::new(Connection {
+        source,
+        destination,
+        protocol,
+        tls: Some(info),
+        id,
+    });
     let service = service_fn(move |request| serve(front.clone(), connection.clone(), request));
     if h2 {
         let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())

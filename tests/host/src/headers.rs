@@ -13,7 +13,9 @@ impl HeaderMap {
     }
 
     /// Builds a map from pairs in their given order (names are lower-cased).
-    pub fn from_pairs<N: AsRef<str>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (N, V)>) -> HeaderMap {
+    pub fn from_pairs<N: AsRef<str>, V: AsRef<[u8]>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
             map.add(name.as_ref(), value.as_ref());
@@ -32,20 +34,31 @@ impl HeaderMap {
     /// The first value of `name`: all `get_header_map_value` returns in Envoy.
     pub fn get_first(&self, name: &str) -> Option<&[u8]> {
         let name = name.to_ascii_lowercase();
-        self.entries.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice())
+        self.entries
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_slice())
     }
 
     pub fn get_first_str(&self, name: &str) -> Option<String> {
-        self.get_first(name).map(|v| String::from_utf8_lossy(v).into_owned())
+        self.get_first(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     pub fn get_all(&self, name: &str) -> Vec<&[u8]> {
         let name = name.to_ascii_lowercase();
-        self.entries.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_slice()).collect()
+        self.entries
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
     }
 
     fn pseudo_end(&self) -> usize {
-        self.entries.iter().take_while(|(n, _)| n.starts_with(':')).count()
+        self.entries
+            .iter()
+            .take_while(|(n, _)| n.starts_with(':'))
+            .count()
     }
 
     /// Appends one more value (Envoy `addCopy`); pseudo-headers join the front block.

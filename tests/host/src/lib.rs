@@ -30,15 +30,15 @@ mod wasi;
 mod worker;
 
 pub use config::{load_config, parse_config};
-pub use gateway::{start_gateway, GatewayConfig, RunningGateway};
-pub use tls::{generate_certificates, TlsMode};
 pub use exchange::{
-    BodyVerdict, Failure, FilterOutcome, FilterRequest, FilterResponse, HeadersVerdict, LocalReply, StreamInfo, TlsInfo,
-    TrailersVerdict,
+    BodyVerdict, Failure, FilterOutcome, FilterRequest, FilterResponse, HeadersVerdict, LocalReply,
+    StreamInfo, TlsInfo, TrailersVerdict,
 };
+pub use gateway::{start_gateway, GatewayConfig, RunningGateway};
 pub use headers::HeaderMap;
 pub use logs::LogLine;
 pub use metrics::{MetricKind, MetricValue};
 pub use plugin::{FilterStream, Plugin};
-pub use spec::{ClusterSpec, Clock, LogLevel, ManualClock, NodeInfo, PluginSpec, UpstreamSpec};
+pub use spec::{Clock, ClusterSpec, LogLevel, ManualClock, NodeInfo, PluginSpec, UpstreamSpec};
+pub use tls::{generate_certificates, TlsMode};
 pub use wasi::FUNCTIONS as WASI_FUNCTIONS;

@@ -24,7 +24,12 @@ const MAX_LINES: usize = 100_000;
 
 impl LogSink {
     pub(crate) fn new(threshold: LogLevel, print: bool, prefix: String) -> LogSink {
-        LogSink { lines: Mutex::new(Vec::new()), threshold, print, prefix }
+        LogSink {
+            lines: Mutex::new(Vec::new()),
+            threshold,
+            print,
+            prefix,
+        }
     }
 
     pub(crate) fn threshold(&self) -> LogLevel {
@@ -43,7 +48,11 @@ impl LogSink {
         if lines.len() >= MAX_LINES {
             lines.drain(..MAX_LINES / 10);
         }
-        lines.push(LogLine { level, message: message.to_string(), vm });
+        lines.push(LogLine {
+            level,
+            message: message.to_string(),
+            vm,
+        });
     }
 
     /// Records a line of the host's own about this plugin (traps, refusals).
@@ -52,7 +61,11 @@ impl LogSink {
             eprintln!("[{level}] wasm{}: {message}", self.prefix);
         }
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        lines.push(LogLine { level, message: format!("host: {message}"), vm });
+        lines.push(LogLine {
+            level,
+            message: format!("host: {message}"),
+            vm,
+        });
     }
 
     pub(crate) fn snapshot(&self) -> Vec<LogLine> {

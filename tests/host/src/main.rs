@@ -47,7 +47,9 @@ fn parse_args() -> Result<Option<Args>, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
-            "-c" | "--config" => config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?)),
+            "-c" | "--config" => {
+                config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?))
+            }
             "--ca-out" => ca_out = Some(PathBuf::from(args.next().ok_or("--ca-out needs a file")?)),
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }

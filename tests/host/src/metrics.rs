@@ -51,12 +51,14 @@ const MAX_SAMPLES: usize = 10_000;
 impl MetricRegistry {
     pub(crate) fn define(&self, name: &str, kind: MetricKind) {
         let mut metrics = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
-        metrics.entry(name.to_string()).or_insert_with(|| MetricValue {
-            name: name.to_string(),
-            kind,
-            value: 0,
-            samples: Vec::new(),
-        });
+        metrics
+            .entry(name.to_string())
+            .or_insert_with(|| MetricValue {
+                name: name.to_string(),
+                kind,
+                value: 0,
+                samples: Vec::new(),
+            });
     }
 
     /// `proxy_increment_metric`: counters only go up (Envoy: BadArgument for
@@ -65,9 +67,13 @@ impl MetricRegistry {
         let mut metrics = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
         let metric = metrics.get_mut(name).ok_or(MetricError::NotFound)?;
         match metric.kind {
-            MetricKind::Counter if offset > 0 => metric.value = metric.value.saturating_add(offset as u64),
+            MetricKind::Counter if offset > 0 => {
+                metric.value = metric.value.saturating_add(offset as u64)
+            }
             MetricKind::Counter => return Err(MetricError::BadArgument),
-            MetricKind::Gauge if offset >= 0 => metric.value = metric.value.saturating_add(offset as u64),
+            MetricKind::Gauge if offset >= 0 => {
+                metric.value = metric.value.saturating_add(offset as u64)
+            }
             MetricKind::Gauge => metric.value = metric.value.saturating_sub(offset.unsigned_abs()),
             MetricKind::Histogram => return Err(MetricError::BadArgument),
         }
@@ -102,12 +108,21 @@ impl MetricRegistry {
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<MetricValue> {
-        self.metrics.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub(crate) fn all(&self) -> Vec<MetricValue> {
-        let mut all: Vec<MetricValue> =
-            self.metrics.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut all: Vec<MetricValue> = self
+            .metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }

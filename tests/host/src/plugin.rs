@@ -5,7 +5,8 @@
 use crate::abi;
 use crate::context::HostState;
 use crate::exchange::{
-    BodyVerdict, Failure, FilterOutcome, FilterRequest, FilterResponse, HeadersVerdict, StreamInfo, TrailersVerdict,
+    BodyVerdict, Failure, FilterOutcome, FilterRequest, FilterResponse, HeadersVerdict, StreamInfo,
+    TrailersVerdict,
 };
 use crate::headers::HeaderMap;
 use crate::logs::{LogLine, LogSink};
@@ -49,12 +50,19 @@ impl Drop for IoRuntime {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("name", &self.state.name).field("vms", &self.vms).finish()
+        f.debug_struct("Plugin")
+            .field("name", &self.state.name)
+            .field("vms", &self.vms)
+            .finish()
     }
 }
 
 /// Starts `count` workers in parallel; all must configure successfully.
-fn start_workers(state: &Arc<PluginState>, configuration: Arc<Vec<u8>>, count: usize) -> anyhow::Result<WorkerSet> {
+fn start_workers(
+    state: &Arc<PluginState>,
+    configuration: Arc<Vec<u8>>,
+    count: usize,
+) -> anyhow::Result<WorkerSet> {
     let waiting: Vec<_> = (0..count)
         .map(|index| WorkerHandle::start(state.clone(), configuration.clone(), index))
         .collect();
@@ -72,7 +80,10 @@ fn start_workers(state: &Arc<PluginState>, configuration: Arc<Vec<u8>>, count: u
         drop(workers);
         bail!("{}", errors.join("; "));
     }
-    Ok(WorkerSet { workers, next: AtomicUsize::new(0) })
+    Ok(WorkerSet {
+        workers,
+        next: AtomicUsize::new(0),
+    })
 }
 
 impl Plugin {
@@ -82,7 +93,8 @@ impl Plugin {
     pub fn load(spec: PluginSpec) -> anyhow::Result<Plugin> {
         let bytes = match &spec.wasm_bytes {
             Some(bytes) => bytes.clone(),
-            None => std::fs::read(&spec.wasm_path).with_context(|| format!("reading {}", spec.wasm_path.display()))?,
+            None => std::fs::read(&spec.wasm_path)
+                .with_context(|| format!("reading {}", spec.wasm_path.display()))?,
         };
         let engine = Engine::new(&Config::new()).map_err(abi::wasm_error)?;
         let module = Module::new(&engine, &bytes)
@@ -92,7 +104,10 @@ impl Plugin {
         if !ABI_VERSIONS.iter().any(|v| exports.iter().any(|e| e == v)) {
             bail!("Missing or unknown Proxy-Wasm ABI version (the module must export proxy_abi_version_0_2_1)");
         }
-        if !exports.iter().any(|e| e == "malloc" || e == "proxy_on_memory_allocate") {
+        if !exports
+            .iter()
+            .any(|e| e == "malloc" || e == "proxy_on_memory_allocate")
+        {
             bail!("Wasm module is missing malloc function (proxy_on_memory_allocate)");
         }
         let mut linker: Linker<HostState> = Linker::new(&engine);
@@ -109,7 +124,11 @@ impl Plugin {
                 .build()
                 .context("starting the I/O runtime")?,
         ));
-        let io = runtime.0.as_ref().map(|r| r.handle().clone()).ok_or_else(|| anyhow!("no I/O runtime"))?;
+        let io = runtime
+            .0
+            .as_ref()
+            .map(|r| r.handle().clone())
+            .ok_or_else(|| anyhow!("no I/O runtime"))?;
         let prefix = format!(" {} {} {}", spec.name, spec.root_id, spec.vm_id);
         let state = Arc::new(PluginState {
             name: spec.name.clone(),
@@ -119,7 +138,10 @@ impl Plugin {
             env: spec.env.clone(),
             clusters: spec.clusters.clone(),
             node: spec.node.clone(),
-            clock: spec.clock.clone().unwrap_or_else(|| Arc::new(SystemTime::now)),
+            clock: spec
+                .clock
+                .clone()
+                .unwrap_or_else(|| Arc::new(SystemTime::now)),
             pause_timeout: spec.pause_timeout,
             trap_status: spec.trap_status,
             logs: LogSink::new(spec.log_level, spec.print_logs, prefix),
@@ -133,11 +155,19 @@ impl Plugin {
         let vms = spec.vms.max(1);
         let set = start_workers(&state, Arc::new(spec.configuration.clone()), vms)
             .context("the plugin was refused")?;
-        Ok(Plugin { state, workers: RwLock::new(Arc::new(set)), vms, _runtime: runtime })
+        Ok(Plugin {
+            state,
+            workers: RwLock::new(Arc::new(set)),
+            vms,
+            _runtime: runtime,
+        })
     }
 
     fn current(&self) -> Arc<WorkerSet> {
-        self.workers.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.workers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Pushes a new plugin configuration. Fresh VMs are configured with it; if
@@ -168,7 +198,13 @@ impl Plugin {
     fn open(&self, set: Arc<WorkerSet>, index: usize, info: StreamInfo) -> FilterStream {
         let worker = set.workers[index].clone();
         let context = worker.next_context_id();
-        FilterStream { worker, context, info: Some(info), timeout: self.state.pause_timeout, finished: false }
+        FilterStream {
+            worker,
+            context,
+            info: Some(info),
+            timeout: self.state.pause_timeout,
+            finished: false,
+        }
     }
 
     /// Runs a whole request through the request callbacks, then ends the
@@ -180,37 +216,67 @@ impl Plugin {
 
     /// Like [`Plugin::handle`], and when the request is forwarded, runs
     /// `response` through the response callbacks. Returns what the client gets.
-    pub async fn handle_with_response(&self, request: FilterRequest, response: FilterResponse) -> (FilterOutcome, Option<FilterResponse>) {
+    pub async fn handle_with_response(
+        &self,
+        request: FilterRequest,
+        response: FilterResponse,
+    ) -> (FilterOutcome, Option<FilterResponse>) {
         self.exchange(request, Some(response)).await
     }
 
-    async fn exchange(&self, request: FilterRequest, response: Option<FilterResponse>) -> (FilterOutcome, Option<FilterResponse>) {
+    async fn exchange(
+        &self,
+        request: FilterRequest,
+        response: Option<FilterResponse>,
+    ) -> (FilterOutcome, Option<FilterResponse>) {
         let mut stream = self.open_stream(request.stream_info());
-        let headers = HeaderMap::from_pairs(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+        let headers = HeaderMap::from_pairs(
+            request
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes())),
+        );
         let no_body = request.body.is_empty() && request.trailers.is_empty();
         let forwarded_headers = match stream.request_headers(headers, no_body).await {
             HeadersVerdict::Continue(headers) => headers,
-            HeadersVerdict::LocalReply(reply) => return (FilterOutcome::from_local_reply(reply), None),
+            HeadersVerdict::LocalReply(reply) => {
+                return (FilterOutcome::from_local_reply(reply), None)
+            }
             HeadersVerdict::Failed(failure) => return (failed(failure), None),
         };
         let mut body = Vec::new();
         if !request.body.is_empty() {
-            match stream.request_body(request.body.clone(), request.trailers.is_empty()).await {
+            match stream
+                .request_body(request.body.clone(), request.trailers.is_empty())
+                .await
+            {
                 BodyVerdict::Continue(data) => body.extend_from_slice(&data),
                 BodyVerdict::Buffered => {}
-                BodyVerdict::LocalReply(reply) => return (FilterOutcome::from_local_reply(reply), None),
+                BodyVerdict::LocalReply(reply) => {
+                    return (FilterOutcome::from_local_reply(reply), None)
+                }
                 BodyVerdict::Failed(failure) => return (failed(failure), None),
             }
         }
         if !request.trailers.is_empty() {
-            let trailers = HeaderMap::from_pairs(request.trailers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+            let trailers = HeaderMap::from_pairs(
+                request
+                    .trailers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes())),
+            );
             match stream.request_trailers(trailers).await {
                 TrailersVerdict::Continue { body: data, .. } => body.extend_from_slice(&data),
-                TrailersVerdict::LocalReply(reply) => return (FilterOutcome::from_local_reply(reply), None),
+                TrailersVerdict::LocalReply(reply) => {
+                    return (FilterOutcome::from_local_reply(reply), None)
+                }
                 TrailersVerdict::Failed(failure) => return (failed(failure), None),
             }
         }
-        let outcome = FilterOutcome::Forward { headers: forwarded_headers.to_string_pairs(), body };
+        let outcome = FilterOutcome::Forward {
+            headers: forwarded_headers.to_string_pairs(),
+            body,
+        };
         let Some(response) = response else {
             return (outcome, None);
         };
@@ -219,20 +285,38 @@ impl Plugin {
         for (name, value) in &response.headers {
             headers.add(name, value.as_bytes());
         }
-        let client_response = match stream.response_headers(headers, response.body.is_empty()).await {
+        let client_response = match stream
+            .response_headers(headers, response.body.is_empty())
+            .await
+        {
             HeadersVerdict::Continue(headers) => {
                 let mut body = Vec::new();
                 if !response.body.is_empty() {
                     match stream.response_body(response.body.clone(), true).await {
                         BodyVerdict::Continue(data) => body = data,
                         BodyVerdict::Buffered => {}
-                        BodyVerdict::LocalReply(reply) => return (outcome, Some(response_of_reply(reply))),
-                        BodyVerdict::Failed(failure) => return (outcome, Some(response_of_failure(failure))),
+                        BodyVerdict::LocalReply(reply) => {
+                            return (outcome, Some(response_of_reply(reply)))
+                        }
+                        BodyVerdict::Failed(failure) => {
+                            return (outcome, Some(response_of_failure(failure)))
+                        }
                     }
                 }
-                let status = headers.get_first_str(":status").and_then(|s| s.parse().ok()).unwrap_or(response.status);
-                let headers = headers.to_string_pairs().into_iter().filter(|(n, _)| !n.starts_with(':')).collect();
-                FilterResponse { status, headers, body }
+                let status = headers
+                    .get_first_str(":status")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(response.status);
+                let headers = headers
+                    .to_string_pairs()
+                    .into_iter()
+                    .filter(|(n, _)| !n.starts_with(':'))
+                    .collect();
+                FilterResponse {
+                    status,
+                    headers,
+                    body,
+                }
             }
             HeadersVerdict::LocalReply(reply) => response_of_reply(reply),
             HeadersVerdict::Failed(failure) => response_of_failure(failure),
@@ -281,15 +365,26 @@ impl Plugin {
 }
 
 fn failed(failure: Failure) -> FilterOutcome {
-    FilterOutcome::Failed { status: failure.status, reason: failure.reason }
+    FilterOutcome::Failed {
+        status: failure.status,
+        reason: failure.reason,
+    }
 }
 
 fn response_of_reply(reply: crate::exchange::LocalReply) -> FilterResponse {
-    FilterResponse { status: reply.status, headers: reply.headers.to_string_pairs(), body: reply.body }
+    FilterResponse {
+        status: reply.status,
+        headers: reply.headers.to_string_pairs(),
+        body: reply.body,
+    }
 }
 
 fn response_of_failure(failure: Failure) -> FilterResponse {
-    FilterResponse { status: failure.status, headers: Vec::new(), body: failure.reason.into_bytes() }
+    FilterResponse {
+        status: failure.status,
+        headers: Vec::new(),
+        body: failure.reason.into_bytes(),
+    }
 }
 
 /// One HTTP stream through the filter. Each call waits for the filter's
@@ -304,7 +399,10 @@ pub struct FilterStream {
 }
 
 fn unavailable() -> Failure {
-    Failure { status: 503, reason: "the plugin's VM is not running".to_string() }
+    Failure {
+        status: 503,
+        reason: "the plugin's VM is not running".to_string(),
+    }
 }
 
 impl FilterStream {
@@ -327,41 +425,78 @@ impl FilterStream {
         }
     }
 
-    pub async fn request_headers(&mut self, headers: HeaderMap, end_of_stream: bool) -> HeadersVerdict {
+    pub async fn request_headers(
+        &mut self,
+        headers: HeaderMap,
+        end_of_stream: bool,
+    ) -> HeadersVerdict {
         let (reply, rx) = oneshot::channel();
         let info = self.info.take().unwrap_or_default();
-        let sent = self.worker.send(WorkerCommand::RequestHeaders { context: self.context, info, headers, end_of_stream, reply });
+        let sent = self.worker.send(WorkerCommand::RequestHeaders {
+            context: self.context,
+            info,
+            headers,
+            end_of_stream,
+            reply,
+        });
         self.wait(rx, sent, HeadersVerdict::Failed).await
     }
 
     pub async fn request_body(&mut self, chunk: Vec<u8>, end_of_stream: bool) -> BodyVerdict {
         let (reply, rx) = oneshot::channel();
-        let sent = self.worker.send(WorkerCommand::RequestBody { context: self.context, chunk, end_of_stream, reply });
+        let sent = self.worker.send(WorkerCommand::RequestBody {
+            context: self.context,
+            chunk,
+            end_of_stream,
+            reply,
+        });
         self.wait(rx, sent, BodyVerdict::Failed).await
     }
 
     pub async fn request_trailers(&mut self, trailers: HeaderMap) -> TrailersVerdict {
         let (reply, rx) = oneshot::channel();
-        let sent = self.worker.send(WorkerCommand::RequestTrailers { context: self.context, trailers, reply });
+        let sent = self.worker.send(WorkerCommand::RequestTrailers {
+            context: self.context,
+            trailers,
+            reply,
+        });
         self.wait(rx, sent, TrailersVerdict::Failed).await
     }
 
     /// `headers` must include `:status`.
-    pub async fn response_headers(&mut self, headers: HeaderMap, end_of_stream: bool) -> HeadersVerdict {
+    pub async fn response_headers(
+        &mut self,
+        headers: HeaderMap,
+        end_of_stream: bool,
+    ) -> HeadersVerdict {
         let (reply, rx) = oneshot::channel();
-        let sent = self.worker.send(WorkerCommand::ResponseHeaders { context: self.context, headers, end_of_stream, reply });
+        let sent = self.worker.send(WorkerCommand::ResponseHeaders {
+            context: self.context,
+            headers,
+            end_of_stream,
+            reply,
+        });
         self.wait(rx, sent, HeadersVerdict::Failed).await
     }
 
     pub async fn response_body(&mut self, chunk: Vec<u8>, end_of_stream: bool) -> BodyVerdict {
         let (reply, rx) = oneshot::channel();
-        let sent = self.worker.send(WorkerCommand::ResponseBody { context: self.context, chunk, end_of_stream, reply });
+        let sent = self.worker.send(WorkerCommand::ResponseBody {
+            context: self.context,
+            chunk,
+            end_of_stream,
+            reply,
+        });
         self.wait(rx, sent, BodyVerdict::Failed).await
     }
 
     pub async fn response_trailers(&mut self, trailers: HeaderMap) -> TrailersVerdict {
         let (reply, rx) = oneshot::channel();
-        let sent = self.worker.send(WorkerCommand::ResponseTrailers { context: self.context, trailers, reply });
+        let sent = self.worker.send(WorkerCommand::ResponseTrailers {
+            context: self.context,
+            trailers,
+            reply,
+        });
         self.wait(rx, sent, TrailersVerdict::Failed).await
     }
 
@@ -373,7 +508,9 @@ impl FilterStream {
     fn end(&mut self) {
         if !self.finished {
             self.finished = true;
-            self.worker.send(WorkerCommand::Finish { context: self.context });
+            self.worker.send(WorkerCommand::Finish {
+                context: self.context,
+            });
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::context::HostState;
 use crate::logs::LogSink;
 use crate::metrics::MetricRegistry;
 use crate::shared_data::{SharedData, SharedQueues};
-use crate::spec::{ClusterSpec, Clock, NodeInfo};
+use crate::spec::{Clock, ClusterSpec, NodeInfo};
 use std::collections::HashMap;
 use std::time::Duration;
 use wasmtime::{Engine, InstancePre};

@@ -21,7 +21,12 @@ struct SharedDataInner {
 
 impl Default for SharedData {
     fn default() -> SharedData {
-        SharedData { inner: Mutex::new(SharedDataInner { entries: HashMap::new(), next_cas: 1 }) }
+        SharedData {
+            inner: Mutex::new(SharedDataInner {
+                entries: HashMap::new(),
+                next_cas: 1,
+            }),
+        }
     }
 }
 
@@ -39,7 +44,12 @@ impl SharedDataInner {
 
 impl SharedData {
     pub(crate) fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).entries.get(key).cloned()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries
+            .get(key)
+            .cloned()
     }
 
     /// Sets `key`; a non-zero `cas` must match the stored one (a missing key
@@ -52,13 +62,21 @@ impl SharedData {
             }
         }
         let next = inner.next_cas();
-        inner.entries.insert(key.to_string(), (value.to_vec(), next));
+        inner
+            .entries
+            .insert(key.to_string(), (value.to_vec(), next));
         Ok(())
     }
 
     pub(crate) fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> =
-            self.inner.lock().unwrap_or_else(|e| e.into_inner()).entries.keys().cloned().collect();
+        let mut keys: Vec<String> = self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries
+            .keys()
+            .cloned()
+            .collect();
         keys.sort();
         keys
     }
@@ -100,13 +118,22 @@ impl SharedQueues {
         inner.next_token += 1;
         let token = inner.next_token;
         inner.by_name.insert(key, token);
-        inner.queues.insert(token, Queue { items: VecDeque::new(), owner });
+        inner.queues.insert(
+            token,
+            Queue {
+                items: VecDeque::new(),
+                owner,
+            },
+        );
         token
     }
 
     pub(crate) fn resolve(&self, vm_id: &str, name: &str) -> Option<u32> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.by_name.get(&(vm_id.to_string(), name.to_string())).copied()
+        inner
+            .by_name
+            .get(&(vm_id.to_string(), name.to_string()))
+            .copied()
     }
 
     /// Adds an item and tells the owner (`on_queue_ready`). `None`: unknown token.
@@ -138,7 +165,10 @@ mod tests {
         let data = SharedData::default();
         data.set("k", b"v1", 77).unwrap();
         let (_, cas) = data.get("k").unwrap();
-        assert_eq!(data.set("k", b"v2", cas + 1), Err(SharedDataError::CasMismatch));
+        assert_eq!(
+            data.set("k", b"v2", cas + 1),
+            Err(SharedDataError::CasMismatch)
+        );
         data.set("k", b"v2", cas).unwrap();
         assert_eq!(data.set("k", b"v3", cas), Err(SharedDataError::CasMismatch));
         data.set("k", b"v4", 0).unwrap();

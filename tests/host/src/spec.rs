@@ -19,7 +19,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: SystemTime) -> ManualClock {
-        ManualClock { now: Arc::new(Mutex::new(start)) }
+        ManualClock {
+            now: Arc::new(Mutex::new(start)),
+        }
     }
 
     pub fn set(&self, now: SystemTime) {
@@ -42,7 +44,9 @@ impl ManualClock {
 }
 
 /// proxy-wasm log levels (the SDK's `LogLevel`; Envoy's spdlog levels).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Trace = 0,
@@ -104,7 +108,10 @@ pub type ClusterSpec = UpstreamSpec;
 
 impl UpstreamSpec {
     pub fn http(address: std::net::SocketAddr) -> UpstreamSpec {
-        UpstreamSpec { url: format!("http://{address}"), ..UpstreamSpec::default() }
+        UpstreamSpec {
+            url: format!("http://{address}"),
+            ..UpstreamSpec::default()
+        }
     }
 }
 
@@ -117,7 +124,10 @@ pub struct NodeInfo {
 
 impl Default for NodeInfo {
     fn default() -> NodeInfo {
-        NodeInfo { id: "kubegate-host".to_string(), cluster: "kubegate".to_string() }
+        NodeInfo {
+            id: "kubegate-host".to_string(),
+            cluster: "kubegate".to_string(),
+        }
     }
 }
 
@@ -184,7 +194,10 @@ impl fmt::Debug for PluginSpec {
         f.debug_struct("PluginSpec")
             .field("wasm_path", &self.wasm_path)
             .field("configuration_bytes", &self.configuration.len())
-            .field("env_names", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "env_names",
+                &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("root_id", &self.root_id)
             .field("vm_id", &self.vm_id)
             .field("vms", &self.vms)

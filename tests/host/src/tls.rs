@@ -34,9 +34,15 @@ pub const DEFAULT_NAMES: &[&str] = &["127.0.0.1", "localhost", "::1"];
 pub fn generate_certificates(extra_names: &[String]) -> anyhow::Result<(String, String, String)> {
     let ca_key = KeyPair::generate().context("CA key")?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
-    ca_params.distinguished_name.push(DnType::CommonName, "kubegate-host local CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "kubegate-host local CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca_params.self_signed(&ca_key).context("CA certificate")?;
     let issuer = Issuer::from_params(&ca_params, &ca_key);
 
@@ -48,8 +54,12 @@ pub fn generate_certificates(extra_names: &[String]) -> anyhow::Result<(String, 
     }
     let key = KeyPair::generate().context("server key")?;
     let mut params = CertificateParams::new(names).context("server certificate names")?;
-    params.distinguished_name.push(DnType::CommonName, "kubegate-host");
-    let cert = params.signed_by(&key, &issuer).context("server certificate")?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "kubegate-host");
+    let cert = params
+        .signed_by(&key, &issuer)
+        .context("server certificate")?;
     Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
 }
 
@@ -65,8 +75,10 @@ pub(crate) fn server_tls(mode: &TlsMode) -> anyhow::Result<Option<ServerTls>> {
         TlsMode::Plain => return Ok(None),
         TlsMode::Generate { names } => generate_certificates(names)?,
         TlsMode::Files { cert, key } => {
-            let cert_pem = std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
-            let key_pem = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+            let cert_pem = std::fs::read_to_string(cert)
+                .with_context(|| format!("reading {}", cert.display()))?;
+            let key_pem = std::fs::read_to_string(key)
+                .with_context(|| format!("reading {}", key.display()))?;
             (cert_pem.clone(), cert_pem, key_pem)
         }
     };
@@ -79,5 +91,9 @@ pub(crate) fn server_tls(mode: &TlsMode) -> anyhow::Result<Option<ServerTls>> {
         .context("server certificate and key")?;
     // Both protocols, as Envoy offers them to kubectl.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Some(ServerTls { config: Arc::new(config), ca_pem, cert_pem }))
+    Ok(Some(ServerTls {
+        config: Arc::new(config),
+        ca_pem,
+        cert_pem,
+    }))
 }

@@ -71,7 +71,11 @@ impl Vm {
     pub(crate) fn instantiate(state: HostState) -> anyhow::Result<Vm> {
         let plugin = state.plugin.clone();
         let mut store = Store::new(&plugin.engine, state);
-        let instance = plugin.instance_pre.instantiate(&mut store).map_err(wasm_error).context("instantiating the module")?;
+        let instance = plugin
+            .instance_pre
+            .instantiate(&mut store)
+            .map_err(wasm_error)
+            .context("instantiating the module")?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| anyhow!("the module exports no memory"))?;
@@ -107,12 +111,19 @@ impl Vm {
         store.data_mut().starting = true;
         let started = (|| -> anyhow::Result<()> {
             if let Some(init) = typed::<(), ()>(&mut store, &instance, "_initialize")? {
-                init.call(&mut store, ()).map_err(wasm_error).context("_initialize")?;
+                init.call(&mut store, ())
+                    .map_err(wasm_error)
+                    .context("_initialize")?;
                 if let Some(main) = typed::<(i32, i32), i32>(&mut store, &instance, "main")? {
-                    main.call(&mut store, (0, 0)).map_err(wasm_error).context("main")?;
+                    main.call(&mut store, (0, 0))
+                        .map_err(wasm_error)
+                        .context("main")?;
                 }
             } else if let Some(start) = typed::<(), ()>(&mut store, &instance, "_start")? {
-                start.call(&mut store, ()).map_err(wasm_error).context("_start")?;
+                start
+                    .call(&mut store, ())
+                    .map_err(wasm_error)
+                    .context("_start")?;
             }
             Ok(())
         })();
@@ -121,13 +132,19 @@ impl Vm {
         Ok(Vm { store, exports })
     }
 
-    fn call<P: WasmParams, R: WasmResults>(&mut self, context: u32, func: &TypedFunc<P, R>, params: P) -> Result<R, Trap> {
+    fn call<P: WasmParams, R: WasmResults>(
+        &mut self,
+        context: u32,
+        func: &TypedFunc<P, R>,
+        params: P,
+    ) -> Result<R, Trap> {
         let state = self.store.data_mut();
         state.current_context = context;
         // Every call from the host starts without an effective context
         // (proxy-wasm-cpp-host `SaveRestoreContext`).
         state.effective_context = None;
-        func.call(&mut self.store, params).map_err(|e| Trap(format!("{e:?}")))
+        func.call(&mut self.store, params)
+            .map_err(|e| Trap(format!("{e:?}")))
     }
 
     /// Actions the filter asked for during the last call.
@@ -141,11 +158,14 @@ impl Vm {
         self.store.data_mut().root_context_id = root_context_id;
         let root = root_context_id as i32;
         if let Some(f) = self.exports.on_context_create.clone() {
-            self.call(root_context_id, &f, (root, 0)).map_err(|t| anyhow!("proxy_on_context_create trapped: {t}"))?;
+            self.call(root_context_id, &f, (root, 0))
+                .map_err(|t| anyhow!("proxy_on_context_create trapped: {t}"))?;
         }
         if let Some(f) = self.exports.on_vm_start.clone() {
             let size = self.store.data().plugin.vm_configuration.len() as i32;
-            let ok = self.call(root_context_id, &f, (root, size)).map_err(|t| anyhow!("proxy_on_vm_start trapped: {t}"))?;
+            let ok = self
+                .call(root_context_id, &f, (root, size))
+                .map_err(|t| anyhow!("proxy_on_vm_start trapped: {t}"))?;
             if ok == 0 {
                 bail!("proxy_on_vm_start returned false: the VM configuration was refused");
             }
@@ -171,27 +191,77 @@ impl Vm {
     }
 
     /// A stream callback returning an action (0 = Continue); missing = Continue.
-    fn stream_call3(&mut self, f: Option<F3R>, context: u32, size: usize, end_of_stream: bool) -> Result<i32, Trap> {
+    fn stream_call3(
+        &mut self,
+        f: Option<F3R>,
+        context: u32,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Result<i32, Trap> {
         match f {
-            Some(f) => self.call(context, &f, (context as i32, size as i32, i32::from(end_of_stream))),
+            Some(f) => self.call(
+                context,
+                &f,
+                (context as i32, size as i32, i32::from(end_of_stream)),
+            ),
             None => Ok(0),
         }
     }
 
-    pub(crate) fn on_request_headers(&mut self, context: u32, count: usize, end_of_stream: bool) -> Result<i32, Trap> {
-        self.stream_call3(self.exports.on_request_headers.clone(), context, count, end_of_stream)
+    pub(crate) fn on_request_headers(
+        &mut self,
+        context: u32,
+        count: usize,
+        end_of_stream: bool,
+    ) -> Result<i32, Trap> {
+        self.stream_call3(
+            self.exports.on_request_headers.clone(),
+            context,
+            count,
+            end_of_stream,
+        )
     }
 
-    pub(crate) fn on_request_body(&mut self, context: u32, size: usize, end_of_stream: bool) -> Result<i32, Trap> {
-        self.stream_call3(self.exports.on_request_body.clone(), context, size, end_of_stream)
+    pub(crate) fn on_request_body(
+        &mut self,
+        context: u32,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Result<i32, Trap> {
+        self.stream_call3(
+            self.exports.on_request_body.clone(),
+            context,
+            size,
+            end_of_stream,
+        )
     }
 
-    pub(crate) fn on_response_headers(&mut self, context: u32, count: usize, end_of_stream: bool) -> Result<i32, Trap> {
-        self.stream_call3(self.exports.on_response_headers.clone(), context, count, end_of_stream)
+    pub(crate) fn on_response_headers(
+        &mut self,
+        context: u32,
+        count: usize,
+        end_of_stream: bool,
+    ) -> Result<i32, Trap> {
+        self.stream_call3(
+            self.exports.on_response_headers.clone(),
+            context,
+            count,
+            end_of_stream,
+        )
     }
 
-    pub(crate) fn on_response_body(&mut self, context: u32, size: usize, end_of_stream: bool) -> Result<i32, Trap> {
-        self.stream_call3(self.exports.on_response_body.clone(), context, size, end_of_stream)
+    pub(crate) fn on_response_body(
+        &mut self,
+        context: u32,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Result<i32, Trap> {
+        self.stream_call3(
+            self.exports.on_response_body.clone(),
+            context,
+            size,
+            end_of_stream,
+        )
     }
 
     pub(crate) fn on_request_trailers(&mut self, context: u32, count: usize) -> Result<i32, Trap> {
@@ -253,7 +323,17 @@ impl Vm {
         trailers: usize,
     ) -> Result<(), Trap> {
         match self.exports.on_http_call_response.clone() {
-            Some(f) => self.call(root, &f, (root as i32, token as i32, headers as i32, body as i32, trailers as i32)),
+            Some(f) => self.call(
+                root,
+                &f,
+                (
+                    root as i32,
+                    token as i32,
+                    headers as i32,
+                    body as i32,
+                    trailers as i32,
+                ),
+            ),
             None => Ok(()),
         }
     }

@@ -22,7 +22,13 @@ fn check_start(caller: &Caller<'_, HostState>, name: &str) -> wasmtime::Result<(
     crate::abi::refuse_while_starting(caller, name)
 }
 
-fn fd_write(caller: &mut Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i32, nwritten_ptr: i32) -> i32 {
+fn fd_write(
+    caller: &mut Caller<'_, HostState>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    nwritten_ptr: i32,
+) -> i32 {
     let level = match fd {
         1 => LogLevel::Info,
         2 => LogLevel::Error,
@@ -51,7 +57,10 @@ fn fd_write(caller: &mut Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i3
             text.pop();
         }
         let state = caller.data();
-        state.plugin.logs.filter_line(state.vm_index, level, &String::from_utf8_lossy(&text));
+        state
+            .plugin
+            .logs
+            .filter_line(state.vm_index, level, &String::from_utf8_lossy(&text));
     }
     match memory::write_u32(caller, nwritten_ptr, written as u32) {
         Ok(()) => ESUCCESS,
@@ -67,7 +76,9 @@ fn environ_get(caller: &mut Caller<'_, HostState>, mut array_ptr: i32, mut buf_p
         entry.push(b'=');
         entry.extend_from_slice(value.as_bytes());
         entry.push(0);
-        if memory::write_u32(caller, array_ptr, buf_ptr as u32).is_err() || memory::write(caller, buf_ptr, &entry).is_err() {
+        if memory::write_u32(caller, array_ptr, buf_ptr as u32).is_err()
+            || memory::write(caller, buf_ptr, &entry).is_err()
+        {
             return EFAULT;
         }
         buf_ptr = buf_ptr.wrapping_add(entry.len() as i32);
@@ -80,7 +91,9 @@ fn environ_sizes_get(caller: &mut Caller<'_, HostState>, count_ptr: i32, size_pt
     let env = &caller.data().plugin.env;
     let count = env.len() as u32;
     let size: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    if memory::write_u32(caller, count_ptr, count).is_err() || memory::write_u32(caller, size_ptr, size as u32).is_err() {
+    if memory::write_u32(caller, count_ptr, count).is_err()
+        || memory::write_u32(caller, size_ptr, size as u32).is_err()
+    {
         return EFAULT;
     }
     ESUCCESS
@@ -118,104 +131,182 @@ fn random_get(caller: &mut Caller<'_, HostState>, buf: i32, len: i32) -> i32 {
 
 fn link_module(linker: &mut Linker<HostState>, module: &str) -> anyhow::Result<()> {
     linker
-        .func_wrap(module, "fd_write", |mut c: Caller<'_, HostState>, fd: i32, iovs: i32, n: i32, out: i32| {
-            fd_write(&mut c, fd, iovs, n, out)
-        })
+        .func_wrap(
+            module,
+            "fd_write",
+            |mut c: Caller<'_, HostState>, fd: i32, iovs: i32, n: i32, out: i32| {
+                fd_write(&mut c, fd, iovs, n, out)
+            },
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "fd_read", |c: Caller<'_, HostState>, _: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> {
-            check_start(&c, "fd_read")?;
-            Ok(ENOSYS)
-        })
+        .func_wrap(
+            module,
+            "fd_read",
+            |c: Caller<'_, HostState>, _: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> {
+                check_start(&c, "fd_read")?;
+                Ok(ENOSYS)
+            },
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "fd_seek", |c: Caller<'_, HostState>, _: i32, _: i64, _: i32, _: i32| -> wasmtime::Result<i32> {
-            check_start(&c, "fd_seek")?;
-            Ok(ESUCCESS)
-        })
+        .func_wrap(
+            module,
+            "fd_seek",
+            |c: Caller<'_, HostState>, _: i32, _: i64, _: i32, _: i32| -> wasmtime::Result<i32> {
+                check_start(&c, "fd_seek")?;
+                Ok(ESUCCESS)
+            },
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "fd_close", |c: Caller<'_, HostState>, _: i32| -> wasmtime::Result<i32> {
-            check_start(&c, "fd_close")?;
-            Ok(ESUCCESS)
-        })
+        .func_wrap(
+            module,
+            "fd_close",
+            |c: Caller<'_, HostState>, _: i32| -> wasmtime::Result<i32> {
+                check_start(&c, "fd_close")?;
+                Ok(ESUCCESS)
+            },
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "fd_fdstat_get", |mut c: Caller<'_, HostState>, fd: i32, stat: i32| -> wasmtime::Result<i32> {
-            check_start(&c, "fd_fdstat_get")?;
-            if fd != 1 && fd != 2 {
-                return Ok(EBADF);
-            }
-            // A character device that may be written to (rights_base = FD_WRITE).
-            let mut out = [0u8; 24];
-            out[8] = 64;
-            Ok(match memory::write(&mut c, stat, &out) {
-                Ok(()) => ESUCCESS,
-                Err(_) => EFAULT,
-            })
-        })
+        .func_wrap(
+            module,
+            "fd_fdstat_get",
+            |mut c: Caller<'_, HostState>, fd: i32, stat: i32| -> wasmtime::Result<i32> {
+                check_start(&c, "fd_fdstat_get")?;
+                if fd != 1 && fd != 2 {
+                    return Ok(EBADF);
+                }
+                // A character device that may be written to (rights_base = FD_WRITE).
+                let mut out = [0u8; 24];
+                out[8] = 64;
+                Ok(match memory::write(&mut c, stat, &out) {
+                    Ok(()) => ESUCCESS,
+                    Err(_) => EFAULT,
+                })
+            },
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "fd_prestat_get", |_: Caller<'_, HostState>, _: i32, _: i32| EBADF)
+        .func_wrap(
+            module,
+            "fd_prestat_get",
+            |_: Caller<'_, HostState>, _: i32, _: i32| EBADF,
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "fd_prestat_dir_name", |_: Caller<'_, HostState>, _: i32, _: i32, _: i32| ENOSYS)
+        .func_wrap(
+            module,
+            "fd_prestat_dir_name",
+            |_: Caller<'_, HostState>, _: i32, _: i32, _: i32| ENOSYS,
+        )
         .map_err(wasm_error)?;
     linker
         .func_wrap(
             module,
             "path_open",
-            |c: Caller<'_, HostState>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i64, _: i64, _: i32, _: i32| -> wasmtime::Result<i32> {
+            |c: Caller<'_, HostState>,
+             _: i32,
+             _: i32,
+             _: i32,
+             _: i32,
+             _: i32,
+             _: i64,
+             _: i64,
+             _: i32,
+             _: i32|
+             -> wasmtime::Result<i32> {
                 check_start(&c, "path_open")?;
                 Ok(ENOSYS)
             },
         )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "environ_get", |mut c: Caller<'_, HostState>, array: i32, buf: i32| environ_get(&mut c, array, buf))
+        .func_wrap(
+            module,
+            "environ_get",
+            |mut c: Caller<'_, HostState>, array: i32, buf: i32| environ_get(&mut c, array, buf),
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "environ_sizes_get", |mut c: Caller<'_, HostState>, count: i32, size: i32| {
-            environ_sizes_get(&mut c, count, size)
-        })
+        .func_wrap(
+            module,
+            "environ_sizes_get",
+            |mut c: Caller<'_, HostState>, count: i32, size: i32| {
+                environ_sizes_get(&mut c, count, size)
+            },
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "args_get", |_: Caller<'_, HostState>, _: i32, _: i32| ESUCCESS)
+        .func_wrap(
+            module,
+            "args_get",
+            |_: Caller<'_, HostState>, _: i32, _: i32| ESUCCESS,
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "args_sizes_get", |mut c: Caller<'_, HostState>, argc: i32, size: i32| {
-            if memory::write_u32(&mut c, argc, 0).is_err() || memory::write_u32(&mut c, size, 0).is_err() {
-                return EFAULT;
-            }
-            ESUCCESS
-        })
+        .func_wrap(
+            module,
+            "args_sizes_get",
+            |mut c: Caller<'_, HostState>, argc: i32, size: i32| {
+                if memory::write_u32(&mut c, argc, 0).is_err()
+                    || memory::write_u32(&mut c, size, 0).is_err()
+                {
+                    return EFAULT;
+                }
+                ESUCCESS
+            },
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "clock_time_get", |mut c: Caller<'_, HostState>, id: i32, _precision: i64, out: i32| {
-            clock_time_get(&mut c, id, out)
-        })
+        .func_wrap(
+            module,
+            "clock_time_get",
+            |mut c: Caller<'_, HostState>, id: i32, _precision: i64, out: i32| {
+                clock_time_get(&mut c, id, out)
+            },
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "random_get", |mut c: Caller<'_, HostState>, buf: i32, len: i32| random_get(&mut c, buf, len))
+        .func_wrap(
+            module,
+            "random_get",
+            |mut c: Caller<'_, HostState>, buf: i32, len: i32| random_get(&mut c, buf, len),
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "proc_exit", |_: Caller<'_, HostState>, code: i32| -> wasmtime::Result<()> {
-            // Never returns: the VM is finished (Envoy logs it and the module traps).
-            Err(wasmtime::Error::msg(format!("proc_exit({code}) called by the module")))
-        })
+        .func_wrap(
+            module,
+            "proc_exit",
+            |_: Caller<'_, HostState>, code: i32| -> wasmtime::Result<()> {
+                // Never returns: the VM is finished (Envoy logs it and the module traps).
+                Err(wasmtime::Error::msg(format!(
+                    "proc_exit({code}) called by the module"
+                )))
+            },
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "sched_yield", |c: Caller<'_, HostState>| -> wasmtime::Result<i32> {
-            check_start(&c, "sched_yield")?;
-            Ok(ESUCCESS)
-        })
+        .func_wrap(
+            module,
+            "sched_yield",
+            |c: Caller<'_, HostState>| -> wasmtime::Result<i32> {
+                check_start(&c, "sched_yield")?;
+                Ok(ESUCCESS)
+            },
+        )
         .map_err(wasm_error)?;
     linker
-        .func_wrap(module, "poll_oneoff", |c: Caller<'_, HostState>, _: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> {
-            check_start(&c, "poll_oneoff")?;
-            // A filter must not block its worker: no sleeping.
-            Ok(ENOSYS)
-        })
+        .func_wrap(
+            module,
+            "poll_oneoff",
+            |c: Caller<'_, HostState>, _: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> {
+                check_start(&c, "poll_oneoff")?;
+                // A filter must not block its worker: no sleeping.
+                Ok(ENOSYS)
+            },
+        )
         .map_err(wasm_error)?;
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! fresh, reconfigured one.
 
 use crate::context::{AfterCall, Direction, HostState, HttpCallResponse, HttpStream};
-use crate::exchange::{BodyVerdict, Failure, HeadersVerdict, LocalReply, StreamInfo, TrailersVerdict};
+use crate::exchange::{
+    BodyVerdict, Failure, HeadersVerdict, LocalReply, StreamInfo, TrailersVerdict,
+};
 use crate::headers::HeaderMap;
 use crate::plugin_state::PluginState;
 use crate::spec::LogLevel;
@@ -28,15 +30,47 @@ pub(crate) enum WorkerCommand {
         end_of_stream: bool,
         reply: oneshot::Sender<HeadersVerdict>,
     },
-    RequestBody { context: u32, chunk: Vec<u8>, end_of_stream: bool, reply: oneshot::Sender<BodyVerdict> },
-    RequestTrailers { context: u32, trailers: HeaderMap, reply: oneshot::Sender<TrailersVerdict> },
-    ResponseHeaders { context: u32, headers: HeaderMap, end_of_stream: bool, reply: oneshot::Sender<HeadersVerdict> },
-    ResponseBody { context: u32, chunk: Vec<u8>, end_of_stream: bool, reply: oneshot::Sender<BodyVerdict> },
-    ResponseTrailers { context: u32, trailers: HeaderMap, reply: oneshot::Sender<TrailersVerdict> },
+    RequestBody {
+        context: u32,
+        chunk: Vec<u8>,
+        end_of_stream: bool,
+        reply: oneshot::Sender<BodyVerdict>,
+    },
+    RequestTrailers {
+        context: u32,
+        trailers: HeaderMap,
+        reply: oneshot::Sender<TrailersVerdict>,
+    },
+    ResponseHeaders {
+        context: u32,
+        headers: HeaderMap,
+        end_of_stream: bool,
+        reply: oneshot::Sender<HeadersVerdict>,
+    },
+    ResponseBody {
+        context: u32,
+        chunk: Vec<u8>,
+        end_of_stream: bool,
+        reply: oneshot::Sender<BodyVerdict>,
+    },
+    ResponseTrailers {
+        context: u32,
+        trailers: HeaderMap,
+        reply: oneshot::Sender<TrailersVerdict>,
+    },
     /// The stream is over (or abandoned): on_log, on_done, on_delete.
-    Finish { context: u32 },
-    HttpCallDone { generation: u64, token: u32, response: HttpCallResponse },
-    QueueReady { generation: u64, token: u32 },
+    Finish {
+        context: u32,
+    },
+    HttpCallDone {
+        generation: u64,
+        token: u32,
+        response: HttpCallResponse,
+    },
+    QueueReady {
+        generation: u64,
+        token: u32,
+    },
     Shutdown,
 }
 
@@ -101,28 +135,30 @@ impl WorkerHandle {
             thread: Mutex::new(None),
         });
         let (started_tx, started_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
-        let spawned = std::thread::Builder::new().name(format!("kubegate-vm-{index}")).spawn(move || {
-            let mut worker = Worker {
-                plugin,
-                configuration,
-                index,
-                commands: commands_tx,
-                next_context,
-                vm: None,
-                generation: 0,
-                streams: HashMap::new(),
-                next_tick: None,
-            };
-            match worker.build_vm() {
-                Ok(()) => {
-                    let _ = started_tx.send(Ok(()));
-                    worker.run(commands_rx);
+        let spawned = std::thread::Builder::new()
+            .name(format!("kubegate-vm-{index}"))
+            .spawn(move || {
+                let mut worker = Worker {
+                    plugin,
+                    configuration,
+                    index,
+                    commands: commands_tx,
+                    next_context,
+                    vm: None,
+                    generation: 0,
+                    streams: HashMap::new(),
+                    next_tick: None,
+                };
+                match worker.build_vm() {
+                    Ok(()) => {
+                        let _ = started_tx.send(Ok(()));
+                        worker.run(commands_rx);
+                    }
+                    Err(error) => {
+                        let _ = started_tx.send(Err(error));
+                    }
                 }
-                Err(error) => {
-                    let _ = started_tx.send(Err(error));
-                }
-            }
-        });
+            });
         match spawned {
             Err(error) => {
                 let _ = ready_tx.send(Err(anyhow::anyhow!("cannot start a VM thread: {error}")));
@@ -218,7 +254,10 @@ impl Worker {
     fn shutdown(&mut self) {
         for (_, control) in self.streams.drain() {
             if let Some((_, pending)) = control.pending {
-                pending.fail(Failure { status: 503, reason: "plugin shut down".to_string() });
+                pending.fail(Failure {
+                    status: 503,
+                    reason: "plugin shut down".to_string(),
+                });
             }
         }
         if let Some(vm) = self.vm.as_mut() {
@@ -250,7 +289,10 @@ impl Worker {
     }
 
     fn trap_failure(&self, trap: &Trap) -> Failure {
-        Failure { status: self.plugin.trap_status, reason: format!("filter trapped: {trap}") }
+        Failure {
+            status: self.plugin.trap_status,
+            reason: format!("filter trapped: {trap}"),
+        }
     }
 
     /// Fails every stream of the current VM closed and replaces the VM
@@ -258,9 +300,16 @@ impl Worker {
     /// VM is recreated for new requests).
     fn fail_vm(&mut self, trap: &Trap) {
         let failure = self.trap_failure(trap);
-        self.log(LogLevel::Critical, &format!("VM {} failed, streams fail closed: {trap}", self.index));
+        self.log(
+            LogLevel::Critical,
+            &format!("VM {} failed, streams fail closed: {trap}", self.index),
+        );
         let generation = self.generation;
-        for control in self.streams.values_mut().filter(|c| c.generation == generation) {
+        for control in self
+            .streams
+            .values_mut()
+            .filter(|c| c.generation == generation)
+        {
             if let Some((_, pending)) = control.pending.take() {
                 pending.fail(failure.clone());
             }
@@ -269,7 +318,10 @@ impl Worker {
         self.vm = None;
         self.next_tick = None;
         if let Err(error) = self.build_vm() {
-            self.log(LogLevel::Critical, &format!("replacing VM {} failed: {error:#}", self.index));
+            self.log(
+                LogLevel::Critical,
+                &format!("replacing VM {} failed: {error:#}", self.index),
+            );
         }
     }
 
@@ -286,7 +338,11 @@ impl Worker {
         };
         let after = vm.take_after_call();
         // Envoy's `stopNextIteration`: after a local reply the callback's return is ignored.
-        let replied = context.is_some_and(|id| after.iter().any(|a| matches!(a, AfterCall::LocalReply(c, _) if *c == id)));
+        let replied = context.is_some_and(|id| {
+            after
+                .iter()
+                .any(|a| matches!(a, AfterCall::LocalReply(c, _) if *c == id))
+        });
         self.apply_after_call(after);
         self.update_tick();
         !replied
@@ -298,7 +354,10 @@ impl Worker {
                 AfterCall::Continue(id, direction) => self.resume(id, direction),
                 AfterCall::LocalReply(id, reply) => self.send_local_reply(id, reply),
                 AfterCall::Close(id) => {
-                    let failure = Failure { status: 503, reason: "stream reset by the filter".to_string() };
+                    let failure = Failure {
+                        status: 503,
+                        reason: "stream reset by the filter".to_string(),
+                    };
                     if let Some(control) = self.streams.get_mut(&id) {
                         if let Some((_, pending)) = control.pending.take() {
                             pending.fail(failure.clone());
@@ -323,7 +382,9 @@ impl Worker {
     /// `proxy_continue_stream`: answer the waiting callback with what the filter left.
     fn resume(&mut self, id: u32, direction: Direction) {
         let pending = match self.streams.get_mut(&id) {
-            Some(control) if matches!(control.pending, Some((d, _)) if d == direction) => control.pending.take(),
+            Some(control) if matches!(control.pending, Some((d, _)) if d == direction) => {
+                control.pending.take()
+            }
             _ => None,
         };
         let Some((_, pending)) = pending else {
@@ -335,7 +396,10 @@ impl Worker {
     /// Sends the Continue verdict for `pending`, taking the data out of the stream.
     fn answer_continue(&mut self, id: u32, direction: Direction, pending: Pending) {
         let Some(stream) = self.stream_state(id) else {
-            pending.fail(Failure { status: 503, reason: "stream state lost".to_string() });
+            pending.fail(Failure {
+                status: 503,
+                reason: "stream state lost".to_string(),
+            });
             return;
         };
         match (direction, pending) {
@@ -345,7 +409,9 @@ impl Worker {
                 let _ = tx.send(HeadersVerdict::Continue(headers));
             }
             (Direction::Request, Pending::Body(tx)) => {
-                let _ = tx.send(BodyVerdict::Continue(stream.request_body.take().unwrap_or_default()));
+                let _ = tx.send(BodyVerdict::Continue(
+                    stream.request_body.take().unwrap_or_default(),
+                ));
             }
             (Direction::Request, Pending::Trailers(tx)) => {
                 let body = stream.request_body.take().unwrap_or_default();
@@ -361,7 +427,9 @@ impl Worker {
                 }
             }
             (Direction::Response, Pending::Body(tx)) => {
-                let _ = tx.send(BodyVerdict::Continue(stream.response_body.take().unwrap_or_default()));
+                let _ = tx.send(BodyVerdict::Continue(
+                    stream.response_body.take().unwrap_or_default(),
+                ));
             }
             (Direction::Response, Pending::Trailers(tx)) => {
                 let body = stream.response_body.take().unwrap_or_default();
@@ -384,7 +452,10 @@ impl Worker {
         control.local_reply_sent = true;
         if control.response_headers_sent {
             // Too late to answer: the response has begun. Reset instead.
-            let failure = Failure { status: 503, reason: "local reply after the response began".to_string() };
+            let failure = Failure {
+                status: 503,
+                reason: "local reply after the response began".to_string(),
+            };
             if let Some((_, pending)) = control.pending.take() {
                 pending.fail(failure.clone());
             }
@@ -415,7 +486,10 @@ impl Worker {
             None => {
                 // Nobody waits right now: the next command of the stream gets it.
                 if let Some(control) = self.streams.get_mut(&id) {
-                    control.failed = Some(Failure { status: reply.status, reason: "local reply already sent".to_string() });
+                    control.failed = Some(Failure {
+                        status: reply.status,
+                        reason: "local reply already sent".to_string(),
+                    });
                 }
             }
         }
@@ -460,7 +534,11 @@ impl Worker {
             }
             let nested = self.vm.as_mut()?.take_after_call();
             self.apply_nested(nested);
-            body = self.stream_state(id)?.response_body.take().unwrap_or_default();
+            body = self
+                .stream_state(id)?
+                .response_body
+                .take()
+                .unwrap_or_default();
         }
         let stream = self.stream_state(id)?;
         let headers = stream.response_headers.take().unwrap_or_default();
@@ -469,13 +547,22 @@ impl Worker {
             .and_then(|s| s.parse().ok())
             .unwrap_or(reply.status);
         let mut regular = HeaderMap::new();
-        for (name, value) in headers.entries().iter().filter(|(n, _)| !n.starts_with(':')) {
+        for (name, value) in headers
+            .entries()
+            .iter()
+            .filter(|(n, _)| !n.starts_with(':'))
+        {
             regular.add(name, value);
         }
         if !body.is_empty() {
             regular.replace("content-length", body.len().to_string().as_bytes());
         }
-        Some(LocalReply { status, headers: regular, body, details: reply.details })
+        Some(LocalReply {
+            status,
+            headers: regular,
+            body,
+            details: reply.details,
+        })
     }
 
     /// Actions from callbacks run over a local reply: a second local reply is
@@ -490,10 +577,16 @@ impl Worker {
 
     /// Refuses a command for a stream that cannot go on; returns the pending back otherwise.
     fn check_stream(&mut self, id: u32, pending: Pending) -> Option<Pending> {
-        let unavailable = Failure { status: 503, reason: "no VM available for this plugin".to_string() };
+        let unavailable = Failure {
+            status: 503,
+            reason: "no VM available for this plugin".to_string(),
+        };
         match self.streams.get(&id) {
             None => {
-                pending.fail(Failure { status: 503, reason: "unknown stream".to_string() });
+                pending.fail(Failure {
+                    status: 503,
+                    reason: "unknown stream".to_string(),
+                });
                 None
             }
             Some(control) => {
@@ -512,26 +605,47 @@ impl Worker {
 
     fn handle(&mut self, command: WorkerCommand) {
         match command {
-            WorkerCommand::RequestHeaders { context, info, headers, end_of_stream, reply } => {
-                self.request_headers(context, info, headers, end_of_stream, reply)
-            }
-            WorkerCommand::RequestBody { context, chunk, end_of_stream, reply } => {
-                self.body(context, Direction::Request, chunk, end_of_stream, reply)
-            }
-            WorkerCommand::ResponseBody { context, chunk, end_of_stream, reply } => {
-                self.body(context, Direction::Response, chunk, end_of_stream, reply)
-            }
-            WorkerCommand::RequestTrailers { context, trailers, reply } => {
-                self.trailers(context, Direction::Request, trailers, reply)
-            }
-            WorkerCommand::ResponseTrailers { context, trailers, reply } => {
-                self.trailers(context, Direction::Response, trailers, reply)
-            }
-            WorkerCommand::ResponseHeaders { context, headers, end_of_stream, reply } => {
-                self.response_headers(context, headers, end_of_stream, reply)
-            }
+            WorkerCommand::RequestHeaders {
+                context,
+                info,
+                headers,
+                end_of_stream,
+                reply,
+            } => self.request_headers(context, info, headers, end_of_stream, reply),
+            WorkerCommand::RequestBody {
+                context,
+                chunk,
+                end_of_stream,
+                reply,
+            } => self.body(context, Direction::Request, chunk, end_of_stream, reply),
+            WorkerCommand::ResponseBody {
+                context,
+                chunk,
+                end_of_stream,
+                reply,
+            } => self.body(context, Direction::Response, chunk, end_of_stream, reply),
+            WorkerCommand::RequestTrailers {
+                context,
+                trailers,
+                reply,
+            } => self.trailers(context, Direction::Request, trailers, reply),
+            WorkerCommand::ResponseTrailers {
+                context,
+                trailers,
+                reply,
+            } => self.trailers(context, Direction::Response, trailers, reply),
+            WorkerCommand::ResponseHeaders {
+                context,
+                headers,
+                end_of_stream,
+                reply,
+            } => self.response_headers(context, headers, end_of_stream, reply),
             WorkerCommand::Finish { context } => self.finish(context),
-            WorkerCommand::HttpCallDone { generation, token, response } => self.http_call_done(generation, token, response),
+            WorkerCommand::HttpCallDone {
+                generation,
+                token,
+                response,
+            } => self.http_call_done(generation, token, response),
             WorkerCommand::QueueReady { generation, token } => {
                 if generation != self.generation {
                     return;
@@ -558,7 +672,10 @@ impl Worker {
         if self.vm.is_none() {
             // The last replacement failed; try again before refusing.
             if let Err(error) = self.build_vm() {
-                self.log(LogLevel::Error, &format!("VM {} unavailable: {error:#}", self.index));
+                self.log(
+                    LogLevel::Error,
+                    &format!("VM {} unavailable: {error:#}", self.index),
+                );
                 let _ = reply.send(HeadersVerdict::Failed(Failure {
                     status: 503,
                     reason: "no VM available for this plugin".to_string(),
@@ -599,14 +716,25 @@ impl Worker {
         self.finish_callback(id, Direction::Request, result, end_of_stream);
     }
 
-    fn response_headers(&mut self, id: u32, headers: HeaderMap, end_of_stream: bool, reply: oneshot::Sender<HeadersVerdict>) {
+    fn response_headers(
+        &mut self,
+        id: u32,
+        headers: HeaderMap,
+        end_of_stream: bool,
+        reply: oneshot::Sender<HeadersVerdict>,
+    ) {
         let Some(pending) = self.check_stream(id, Pending::Headers(reply)) else {
             return;
         };
         let count = headers.len();
-        let status = headers.get_first_str(":status").and_then(|s| s.parse().ok());
+        let status = headers
+            .get_first_str(":status")
+            .and_then(|s| s.parse().ok());
         let Some(stream) = self.stream_state(id) else {
-            pending.fail(Failure { status: 503, reason: "stream state lost".to_string() });
+            pending.fail(Failure {
+                status: 503,
+                reason: "stream state lost".to_string(),
+            });
             return;
         };
         stream.response_headers = Some(headers);
@@ -622,12 +750,22 @@ impl Worker {
         self.finish_callback(id, Direction::Response, result, end_of_stream);
     }
 
-    fn body(&mut self, id: u32, direction: Direction, chunk: Vec<u8>, end_of_stream: bool, reply: oneshot::Sender<BodyVerdict>) {
+    fn body(
+        &mut self,
+        id: u32,
+        direction: Direction,
+        chunk: Vec<u8>,
+        end_of_stream: bool,
+        reply: oneshot::Sender<BodyVerdict>,
+    ) {
         let Some(pending) = self.check_stream(id, Pending::Body(reply)) else {
             return;
         };
         let Some(stream) = self.stream_state(id) else {
-            pending.fail(Failure { status: 503, reason: "stream state lost".to_string() });
+            pending.fail(Failure {
+                status: 503,
+                reason: "stream state lost".to_string(),
+            });
             return;
         };
         // While the filter buffers (Pause), chunks accumulate and it sees the
@@ -660,13 +798,22 @@ impl Worker {
         self.finish_callback(id, direction, result, end_of_stream);
     }
 
-    fn trailers(&mut self, id: u32, direction: Direction, trailers: HeaderMap, reply: oneshot::Sender<TrailersVerdict>) {
+    fn trailers(
+        &mut self,
+        id: u32,
+        direction: Direction,
+        trailers: HeaderMap,
+        reply: oneshot::Sender<TrailersVerdict>,
+    ) {
         let Some(pending) = self.check_stream(id, Pending::Trailers(reply)) else {
             return;
         };
         let count = trailers.len();
         let Some(stream) = self.stream_state(id) else {
-            pending.fail(Failure { status: 503, reason: "stream state lost".to_string() });
+            pending.fail(Failure {
+                status: 503,
+                reason: "stream state lost".to_string(),
+            });
             return;
         };
         match direction {
@@ -696,7 +843,13 @@ impl Worker {
     /// After a stream callback: Continue answers now; Pause waits for
     /// `proxy_continue_stream`, except a body chunk before the end, which is
     /// buffered and answered at once.
-    fn finish_callback(&mut self, id: u32, direction: Direction, result: Result<i32, Trap>, end_of_stream: bool) {
+    fn finish_callback(
+        &mut self,
+        id: u32,
+        direction: Direction,
+        result: Result<i32, Trap>,
+        end_of_stream: bool,
+    ) {
         let action = match result {
             Ok(action) => action,
             Err(trap) => {
@@ -708,7 +861,9 @@ impl Worker {
             return;
         }
         let pending = match self.streams.get_mut(&id) {
-            Some(control) if matches!(control.pending, Some((d, _)) if d == direction) => control.pending.take(),
+            Some(control) if matches!(control.pending, Some((d, _)) if d == direction) => {
+                control.pending.take()
+            }
             _ => None,
         };
         let Some((_, pending)) = pending else {
@@ -737,7 +892,10 @@ impl Worker {
             return;
         };
         if let Some((_, pending)) = control.pending {
-            pending.fail(Failure { status: 503, reason: "stream abandoned".to_string() });
+            pending.fail(Failure {
+                status: 503,
+                reason: "stream abandoned".to_string(),
+            });
         }
         if control.generation != self.generation {
             return;
@@ -778,7 +936,11 @@ impl Worker {
         let Some(vm) = self.vm.as_mut() else {
             return;
         };
-        let counts = (response.headers.len(), response.body.len(), response.trailers.len());
+        let counts = (
+            response.headers.len(),
+            response.body.len(),
+            response.trailers.len(),
+        );
         let state = vm.store.data_mut();
         let root = state.root_context_id;
         state.http_call_response = Some(response);

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{action, test_spec, wait_until};
-use kubegate_host::{FilterOutcome, FilterRequest, FilterResponse, LogLevel, ManualClock, Plugin, PluginSpec};
+use kubegate_host::{
+    FilterOutcome, FilterRequest, FilterResponse, LogLevel, ManualClock, Plugin, PluginSpec,
+};
 use std::time::{Duration, UNIX_EPOCH};
 
 fn forwarded(outcome: &FilterOutcome) -> &Vec<(String, String)> {
@@ -23,7 +25,10 @@ fn header<'a>(outcome: &'a FilterOutcome, name: &str) -> &'a str {
 #[tokio::test]
 async fn first_value_only_from_get_but_every_pair_from_get_pairs() {
     let plugin = Plugin::load(test_spec("")).unwrap();
-    let request = action("headers").header("x-dup", "first").header("X-Other", "o").header("x-dup", "second");
+    let request = action("headers")
+        .header("x-dup", "first")
+        .header("X-Other", "o")
+        .header("x-dup", "second");
     let outcome = plugin.handle(request).await;
     assert_eq!(header(&outcome, "x-dup-first"), "first");
     assert_eq!(header(&outcome, "x-dup-all"), "first|second");
@@ -46,8 +51,18 @@ async fn add_replace_remove_and_path_rewrite() {
         .header("x-multi", "first");
     let outcome = plugin.handle(request).await;
     let headers = forwarded(&outcome);
-    let values = |name: &str| headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
-    assert_eq!(values("x-replace"), vec!["new"], "replace leaves exactly one value");
+    let values = |name: &str| {
+        headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        values("x-replace"),
+        vec!["new"],
+        "replace leaves exactly one value"
+    );
     assert!(values("x-remove").is_empty(), "remove drops every value");
     assert_eq!(values("x-multi"), vec!["first", "second"], "add appends");
     assert_eq!(values("x-added"), vec!["1"]);
@@ -58,9 +73,17 @@ async fn add_replace_remove_and_path_rewrite() {
 #[tokio::test]
 async fn set_pairs_replaces_the_whole_map() {
     let plugin = Plugin::load(test_spec("")).unwrap();
-    let outcome = plugin.handle(action("set-pairs").header("x-gone", "1")).await;
-    let names: Vec<&str> = forwarded(&outcome).iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, vec![":method", ":path", ":authority", ":scheme", "x-only"]);
+    let outcome = plugin
+        .handle(action("set-pairs").header("x-gone", "1"))
+        .await;
+    let names: Vec<&str> = forwarded(&outcome)
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec![":method", ":path", ":authority", ":scheme", "x-only"]
+    );
     assert_eq!(header(&outcome, ":path"), "/replaced");
 }
 
@@ -68,12 +91,22 @@ async fn set_pairs_replaces_the_whole_map() {
 async fn local_reply_ends_the_stream_and_passes_the_response_callbacks() {
     let plugin = Plugin::load(test_spec("")).unwrap();
     let outcome = plugin.handle(action("local-reply")).await;
-    let FilterOutcome::LocalReply { status, headers, body } = outcome else {
+    let FilterOutcome::LocalReply {
+        status,
+        headers,
+        body,
+    } = outcome
+    else {
         panic!("expected a local reply, got {outcome:?}");
     };
     assert_eq!(status, 403);
     assert_eq!(body, b"denied by filter");
-    let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
     assert_eq!(get("x-reason"), Some("denied"));
     assert_eq!(get("content-type"), Some("text/plain"));
     assert_eq!(get("content-length"), Some("16"));
@@ -85,7 +118,10 @@ async fn local_reply_ends_the_stream_and_passes_the_response_callbacks() {
 async fn a_local_reply_wins_even_when_the_callback_returns_continue() {
     let plugin = Plugin::load(test_spec("")).unwrap();
     let outcome = plugin.handle(action("local-reply-continue")).await;
-    assert!(matches!(outcome, FilterOutcome::LocalReply { status: 401, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, FilterOutcome::LocalReply { status: 401, .. }),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]
@@ -94,7 +130,10 @@ async fn a_paused_request_that_nobody_resumes_fails_closed() {
     spec.pause_timeout = Duration::from_millis(300);
     let plugin = Plugin::load(spec).unwrap();
     let outcome = plugin.handle(action("pause-forever")).await;
-    assert!(matches!(outcome, FilterOutcome::Failed { status: 503, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, FilterOutcome::Failed { status: 503, .. }),
+        "{outcome:?}"
+    );
     // The host keeps serving.
     let next = plugin.handle(action("headers")).await;
     assert!(matches!(next, FilterOutcome::Forward { .. }), "{next:?}");
@@ -116,8 +155,14 @@ async fn a_trap_fails_the_request_closed_and_a_fresh_vm_serves_the_next() {
     assert_eq!(header(&next, "x-vm-requests"), "1");
     assert_eq!(header(&next, "x-greeting"), "hi");
     let logs = plugin.logs();
-    assert!(logs.iter().any(|l| l.level == LogLevel::Critical && l.message.contains("asked to trap")), "{logs:?}");
-    assert!(logs.iter().any(|l| l.message.contains("failed, streams fail closed")));
+    assert!(
+        logs.iter()
+            .any(|l| l.level == LogLevel::Critical && l.message.contains("asked to trap")),
+        "{logs:?}"
+    );
+    assert!(logs
+        .iter()
+        .any(|l| l.message.contains("failed, streams fail closed")));
 }
 
 #[tokio::test]
@@ -126,7 +171,10 @@ async fn trap_status_can_be_envoys_503() {
     spec.trap_status = 503;
     let plugin = Plugin::load(spec).unwrap();
     let outcome = plugin.handle(action("trap")).await;
-    assert!(matches!(outcome, FilterOutcome::Failed { status: 503, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, FilterOutcome::Failed { status: 503, .. }),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +183,10 @@ async fn on_configure_false_refuses_the_plugin() {
     let message = format!("{error:#}");
     assert!(message.contains("on_configure returned false"), "{message}");
     let error = Plugin::load(test_spec("trap_on_configure")).unwrap_err();
-    assert!(format!("{error:#}").contains("proxy_on_configure trapped"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("proxy_on_configure trapped"),
+        "{error:#}"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +194,10 @@ async fn on_vm_start_false_refuses_the_plugin() {
     let mut spec = test_spec("");
     spec.vm_configuration = b"fail_vm_start".to_vec();
     let error = Plugin::load(spec).unwrap_err();
-    assert!(format!("{error:#}").contains("on_vm_start returned false"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("on_vm_start returned false"),
+        "{error:#}"
+    );
 }
 
 #[tokio::test]
@@ -151,19 +205,29 @@ async fn reconfigure_takes_a_good_configuration_and_refuses_a_bad_one() {
     let mut spec = test_spec("greeting=hello");
     spec.vms = 2;
     let plugin = Plugin::load(spec).unwrap();
-    assert_eq!(header(&plugin.handle(action("")).await, "x-greeting"), "hello");
+    assert_eq!(
+        header(&plugin.handle(action("")).await, "x-greeting"),
+        "hello"
+    );
 
     let refused = plugin.reconfigure("reject").unwrap_err();
     assert!(format!("{refused:#}").contains("refused"), "{refused:#}");
     for _ in 0..2 {
-        assert_eq!(header(&plugin.handle(action("")).await, "x-greeting"), "hello");
+        assert_eq!(
+            header(&plugin.handle(action("")).await, "x-greeting"),
+            "hello"
+        );
     }
 
     plugin.reconfigure("greeting=bye").unwrap();
     for _ in 0..2 {
         let outcome = plugin.handle(action("")).await;
         assert_eq!(header(&outcome, "x-greeting"), "bye");
-        assert_eq!(header(&outcome, "x-vm-requests"), "1", "fresh VMs serve the new configuration");
+        assert_eq!(
+            header(&outcome, "x-vm-requests"),
+            "1",
+            "fresh VMs serve the new configuration"
+        );
     }
 }
 
@@ -173,12 +237,18 @@ async fn environment_comes_only_from_the_configured_env() {
     let mut spec = test_spec("");
     spec.env = vec![("SA_TOKEN".to_string(), "token-value".to_string())];
     let plugin = Plugin::load(spec).unwrap();
-    let outcome = plugin.handle(action("env").header("x-env-name", "SA_TOKEN")).await;
+    let outcome = plugin
+        .handle(action("env").header("x-env-name", "SA_TOKEN"))
+        .await;
     assert_eq!(header(&outcome, "x-env-value"), "token-value");
     assert_eq!(header(&outcome, "x-env-count"), "1");
-    let outcome = plugin.handle(action("env").header("x-env-name", "KUBEGATE_HOST_TEST_SECRET")).await;
+    let outcome = plugin
+        .handle(action("env").header("x-env-name", "KUBEGATE_HOST_TEST_SECRET"))
+        .await;
     assert_eq!(header(&outcome, "x-env-value"), "<unset>");
-    let outcome = plugin.handle(action("env").header("x-env-name", "PATH")).await;
+    let outcome = plugin
+        .handle(action("env").header("x-env-name", "PATH"))
+        .await;
     assert_eq!(header(&outcome, "x-env-value"), "<unset>");
 }
 
@@ -213,7 +283,11 @@ async fn properties_have_envoys_names_and_encodings() {
     assert_eq!(prop("node-id"), "kubegate-host");
     assert_eq!(prop("connection-mtls"), "false");
     assert_eq!(prop("user-agent"), "kubectl/v1.32");
-    assert_eq!(prop("no_such-property"), "<none>", "unknown property is NotFound, not a trap");
+    assert_eq!(
+        prop("no_such-property"),
+        "<none>",
+        "unknown property is NotFound, not a trap"
+    );
 }
 
 #[tokio::test]
@@ -222,7 +296,9 @@ async fn shared_data_cas_is_shared_across_vms() {
     spec.vms = 2;
     let plugin = Plugin::load(spec).unwrap();
     let set = |value: &str, cas: Option<u32>| {
-        let mut request = action("shared-set").header("x-key", "k").header("x-value", value);
+        let mut request = action("shared-set")
+            .header("x-key", "k")
+            .header("x-value", value);
         if let Some(cas) = cas {
             request = request.header("x-cas", &cas.to_string());
         }
@@ -231,15 +307,24 @@ async fn shared_data_cas_is_shared_across_vms() {
     // Requests alternate between the two VMs (round robin).
     let first = plugin.handle(set("v1", None)).await; // VM 0
     assert_eq!(header(&first, "x-shared-result"), "ok");
-    let read = plugin.handle(action("shared-get").header("x-key", "k")).await; // VM 1
-    assert_eq!(header(&read, "x-shared-value"), "v1", "VM 1 sees VM 0's write");
+    let read = plugin
+        .handle(action("shared-get").header("x-key", "k"))
+        .await; // VM 1
+    assert_eq!(
+        header(&read, "x-shared-value"),
+        "v1",
+        "VM 1 sees VM 0's write"
+    );
     let cas: u32 = header(&read, "x-shared-cas").parse().unwrap();
     let update = plugin.handle(set("v2", Some(cas))).await; // VM 0
     assert_eq!(header(&update, "x-shared-result"), "ok");
     let stale = plugin.handle(set("v3", Some(cas))).await; // VM 1
     assert_eq!(header(&stale, "x-shared-result"), "CasMismatch");
     assert_eq!(plugin.shared_data("k").as_deref(), Some(&b"v2"[..]));
-    let vm_counts: Vec<String> = [first, read, update, stale].iter().map(|o| header(o, "x-vm-requests").to_string()).collect();
+    let vm_counts: Vec<String> = [first, read, update, stale]
+        .iter()
+        .map(|o| header(o, "x-vm-requests").to_string())
+        .collect();
     assert_eq!(vm_counts, vec!["1", "1", "2", "2"], "two VMs took turns");
 }
 
@@ -247,11 +332,17 @@ async fn shared_data_cas_is_shared_across_vms() {
 async fn tick_fires_on_the_root_context() {
     let plugin = Plugin::load(test_spec("tick_ms=20")).unwrap();
     assert!(
-        wait_until(Duration::from_secs(5), || plugin.metric("test_ticks_total").unwrap_or(0) >= 3),
+        wait_until(Duration::from_secs(5), || plugin
+            .metric("test_ticks_total")
+            .unwrap_or(0)
+            >= 3),
         "ticks: {:?}",
         plugin.metric("test_ticks_total")
     );
-    let ticks: u64 = String::from_utf8(plugin.shared_data("ticks").unwrap()).unwrap().parse().unwrap();
+    let ticks: u64 = String::from_utf8(plugin.shared_data("ticks").unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(ticks >= 3);
 }
 
@@ -264,11 +355,21 @@ async fn metrics_are_readable_from_the_host() {
         plugin.handle(action("")).await;
     }
     let outcome = plugin.handle(action("metrics")).await;
-    assert_eq!(header(&outcome, "x-metric-requests"), "4", "one counter across both VMs");
-    assert_eq!(header(&outcome, "x-metric-negative-counter"), "Err(BadArgument)");
+    assert_eq!(
+        header(&outcome, "x-metric-requests"),
+        "4",
+        "one counter across both VMs"
+    );
+    assert_eq!(
+        header(&outcome, "x-metric-negative-counter"),
+        "Err(BadArgument)"
+    );
     assert_eq!(plugin.metric("test_requests_total"), Some(4));
     assert_eq!(plugin.metric("test_gauge"), Some(3));
-    assert_eq!(plugin.metric_details("test_histogram").unwrap().samples, vec![42]);
+    assert_eq!(
+        plugin.metric_details("test_histogram").unwrap().samples,
+        vec![42]
+    );
     assert_eq!(plugin.metric("no_such_metric"), None);
 }
 
@@ -291,18 +392,26 @@ async fn logs_follow_the_level_and_stdout_becomes_log_lines() {
     let outcome = plugin.handle(action("log")).await;
     assert_eq!(header(&outcome, "x-log-level"), "Ok(\"Info\")");
     let logs = plugin.logs();
-    let has = |level: LogLevel, text: &str| logs.iter().any(|l| l.level == level && l.message == text);
+    let has =
+        |level: LogLevel, text: &str| logs.iter().any(|l| l.level == level && l.message == text);
     assert!(has(LogLevel::Info, "info line"));
     assert!(has(LogLevel::Warn, "warn line"));
     assert!(has(LogLevel::Error, "error line"));
     assert!(has(LogLevel::Info, "stdout line"), "{logs:?}");
     assert!(has(LogLevel::Error, "stderr line"));
-    assert!(!logs.iter().any(|l| l.message == "debug line" || l.message == "trace line"), "below info is dropped");
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.message == "debug line" || l.message == "trace line"),
+        "below info is dropped"
+    );
     assert!(
         wait_until(Duration::from_secs(5), || plugin
             .logs()
             .iter()
-            .any(|l| l.message.starts_with("access ") && l.message.contains("/api/v1/pods"))),
+            .any(
+                |l| l.message.starts_with("access ") && l.message.contains("/api/v1/pods")
+            )),
         "on_log ran and read the final request headers"
     );
 
@@ -310,7 +419,10 @@ async fn logs_follow_the_level_and_stdout_becomes_log_lines() {
     spec.log_level = LogLevel::Trace;
     let verbose = Plugin::load(spec).unwrap();
     verbose.handle(action("log")).await;
-    assert!(verbose.logs().iter().any(|l| l.level == LogLevel::Trace && l.message == "trace line"));
+    assert!(verbose
+        .logs()
+        .iter()
+        .any(|l| l.level == LogLevel::Trace && l.message == "trace line"));
 }
 
 #[tokio::test]
@@ -318,19 +430,41 @@ async fn request_body_is_buffered_and_rewritten() {
     let plugin = Plugin::load(test_spec("")).unwrap();
     let mut stream = plugin.open_stream(kubegate_host::StreamInfo::default());
     let request = action("body-upper");
-    let headers = kubegate_host::HeaderMap::from_pairs(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
-    assert!(matches!(stream.request_headers(headers, false).await, kubegate_host::HeadersVerdict::Continue(_)));
-    assert_eq!(stream.request_body(b"hello ".to_vec(), false).await, kubegate_host::BodyVerdict::Buffered);
-    assert_eq!(stream.request_body(b"world".to_vec(), true).await, kubegate_host::BodyVerdict::Continue(b"HELLO WORLD".to_vec()));
+    let headers = kubegate_host::HeaderMap::from_pairs(
+        request
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes())),
+    );
+    assert!(matches!(
+        stream.request_headers(headers, false).await,
+        kubegate_host::HeadersVerdict::Continue(_)
+    ));
+    assert_eq!(
+        stream.request_body(b"hello ".to_vec(), false).await,
+        kubegate_host::BodyVerdict::Buffered
+    );
+    assert_eq!(
+        stream.request_body(b"world".to_vec(), true).await,
+        kubegate_host::BodyVerdict::Continue(b"HELLO WORLD".to_vec())
+    );
 }
 
 #[tokio::test]
 async fn body_can_be_refused_after_buffering() {
     let plugin = Plugin::load(test_spec("")).unwrap();
-    let outcome = plugin.handle(action("body-deny").body("please forbid this")).await;
-    assert!(matches!(outcome, FilterOutcome::LocalReply { status: 403, .. }), "{outcome:?}");
+    let outcome = plugin
+        .handle(action("body-deny").body("please forbid this"))
+        .await;
+    assert!(
+        matches!(outcome, FilterOutcome::LocalReply { status: 403, .. }),
+        "{outcome:?}"
+    );
     let outcome = plugin.handle(action("body-deny").body("fine")).await;
-    assert!(matches!(&outcome, FilterOutcome::Forward { body, .. } if body == b"fine"), "{outcome:?}");
+    assert!(
+        matches!(&outcome, FilterOutcome::Forward { body, .. } if body == b"fine"),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]
@@ -338,10 +472,15 @@ async fn response_callbacks_modify_headers_and_body() {
     let plugin = Plugin::load(test_spec("")).unwrap();
     let response = FilterResponse {
         status: 200,
-        headers: vec![("x-upstream-secret".to_string(), "s".to_string()), ("content-type".to_string(), "text/plain".to_string())],
+        headers: vec![
+            ("x-upstream-secret".to_string(), "s".to_string()),
+            ("content-type".to_string(), "text/plain".to_string()),
+        ],
         body: b"pods".to_vec(),
     };
-    let (outcome, client) = plugin.handle_with_response(action("response-body-upper"), response).await;
+    let (outcome, client) = plugin
+        .handle_with_response(action("response-body-upper"), response)
+        .await;
     assert!(matches!(outcome, FilterOutcome::Forward { .. }));
     let client = client.unwrap();
     assert_eq!(client.status, 200);
@@ -355,31 +494,50 @@ async fn request_headers_are_gone_in_the_response_phase_as_in_envoy() {
     // Envoy drops its request header map once the request continued; the SDK
     // then panics on BadArgument, which fails the stream closed.
     let plugin = Plugin::load(test_spec("")).unwrap();
-    let response = FilterResponse { status: 200, headers: vec![], body: vec![] };
-    let (_, client) = plugin.handle_with_response(action("response-read-request"), response).await;
+    let response = FilterResponse {
+        status: 200,
+        headers: vec![],
+        body: vec![],
+    };
+    let (_, client) = plugin
+        .handle_with_response(action("response-read-request"), response)
+        .await;
     assert_eq!(client.unwrap().status, 500);
 }
 
 #[tokio::test]
 async fn shared_queue_delivers_to_the_root_context() {
     let plugin = Plugin::load(test_spec("")).unwrap();
-    let outcome = plugin.handle(action("enqueue").header("x-value", "item-1")).await;
+    let outcome = plugin
+        .handle(action("enqueue").header("x-value", "item-1"))
+        .await;
     assert_eq!(header(&outcome, "x-enqueue"), "Ok(())");
-    assert!(wait_until(Duration::from_secs(5), || plugin.shared_data("dequeued").is_some()));
+    assert!(wait_until(Duration::from_secs(5), || plugin
+        .shared_data("dequeued")
+        .is_some()));
     assert_eq!(plugin.shared_data("dequeued").unwrap(), b"item-1");
 }
 
 #[tokio::test]
 async fn random_get_serves_std_hashmaps() {
     let plugin = Plugin::load(test_spec("")).unwrap();
-    assert_eq!(header(&plugin.handle(action("random")).await, "x-random"), "1");
+    assert_eq!(
+        header(&plugin.handle(action("random")).await, "x-random"),
+        "1"
+    );
 }
 
 #[tokio::test]
 async fn a_missing_module_or_one_without_the_abi_is_refused() {
-    let spec = PluginSpec { wasm_path: "/nonexistent/filter.wasm".into(), ..PluginSpec::default() };
+    let spec = PluginSpec {
+        wasm_path: "/nonexistent/filter.wasm".into(),
+        ..PluginSpec::default()
+    };
     assert!(Plugin::load(spec).is_err());
-    let spec = PluginSpec { wasm_bytes: Some(b"(module (memory (export \"memory\") 1))".to_vec()), ..PluginSpec::default() };
+    let spec = PluginSpec {
+        wasm_bytes: Some(b"(module (memory (export \"memory\") 1))".to_vec()),
+        ..PluginSpec::default()
+    };
     let error = Plugin::load(spec).unwrap_err();
     assert!(format!("{error:#}").contains("ABI version"), "{error:#}");
 }

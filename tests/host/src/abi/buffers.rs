@@ -12,7 +12,9 @@ fn buffer(state: &HostState, kind: BufferType) -> Option<Vec<u8>> {
         BufferType::VmConfiguration => Some(state.plugin.vm_configuration.clone()),
         // Only while on_configure runs (Envoy's `temp_plugin_`).
         BufferType::PluginConfiguration => state.configuring.then(|| state.configuration.to_vec()),
-        BufferType::HttpCallResponseBody => state.http_call_response.as_ref().map(|r| r.body.clone()),
+        BufferType::HttpCallResponseBody => {
+            state.http_call_response.as_ref().map(|r| r.body.clone())
+        }
         BufferType::RequestBody => {
             let stream = state.active_stream()?;
             if stream.request_released {
@@ -27,9 +29,10 @@ fn buffer(state: &HostState, kind: BufferType) -> Option<Vec<u8>> {
             }
             stream.response_body.clone()
         }
-        BufferType::DownstreamData | BufferType::UpstreamData | BufferType::GrpcReceiveBuffer | BufferType::CallData => {
-            None
-        }
+        BufferType::DownstreamData
+        | BufferType::UpstreamData
+        | BufferType::GrpcReceiveBuffer
+        | BufferType::CallData => None,
     }
 }
 
@@ -79,13 +82,23 @@ fn splice(body: &mut Vec<u8>, start: usize, length: usize, data: &[u8]) -> Resul
     }
 }
 
-fn set_bytes(caller: &mut Caller<'_, HostState>, kind: i32, start: i32, length: i32, ptr: i32, len: i32) -> Result<(), Status> {
+fn set_bytes(
+    caller: &mut Caller<'_, HostState>,
+    kind: i32,
+    start: i32,
+    length: i32,
+    ptr: i32,
+    len: i32,
+) -> Result<(), Status> {
     let kind = BufferType::from_raw(kind).ok_or(Status::BadArgument)?;
     if buffer(caller.data(), kind).is_none() {
         return Err(Status::NotFound);
     }
     let data = memory::read(caller, ptr, len)?;
-    let stream = caller.data_mut().active_stream_mut().ok_or(Status::BadArgument)?;
+    let stream = caller
+        .data_mut()
+        .active_stream_mut()
+        .ok_or(Status::BadArgument)?;
     let body = match kind {
         BufferType::RequestBody => stream.request_body.as_mut(),
         BufferType::ResponseBody => stream.response_body.as_mut(),
@@ -101,7 +114,13 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_get_buffer_bytes",
-            |mut caller: Caller<'_, HostState>, kind: i32, start: i32, len: i32, pp: i32, sp: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             kind: i32,
+             start: i32,
+             len: i32,
+             pp: i32,
+             sp: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_buffer_bytes")?;
                 Ok(status_of(get_bytes(&mut caller, kind, start, len, pp, sp)))
             },
@@ -111,9 +130,22 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_set_buffer_bytes",
-            |mut caller: Caller<'_, HostState>, kind: i32, start: i32, len: i32, ptr: i32, size: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             kind: i32,
+             start: i32,
+             len: i32,
+             ptr: i32,
+             size: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_set_buffer_bytes")?;
-                Ok(status_of(set_bytes(&mut caller, kind, start, len, ptr, size)))
+                Ok(status_of(set_bytes(
+                    &mut caller,
+                    kind,
+                    start,
+                    len,
+                    ptr,
+                    size,
+                )))
             },
         )
         .map_err(super::wasm_error)?;
@@ -121,13 +153,19 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_get_buffer_status",
-            |mut caller: Caller<'_, HostState>, kind: i32, length_ptr: i32, flags_ptr: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             kind: i32,
+             length_ptr: i32,
+             flags_ptr: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_buffer_status")?;
-                let result = BufferType::from_raw(kind).ok_or(Status::BadArgument).and_then(|kind| {
-                    let size = buffer(caller.data(), kind).ok_or(Status::NotFound)?.len();
-                    memory::write_u32(&mut caller, length_ptr, size as u32)?;
-                    memory::write_u32(&mut caller, flags_ptr, 0)
-                });
+                let result = BufferType::from_raw(kind)
+                    .ok_or(Status::BadArgument)
+                    .and_then(|kind| {
+                        let size = buffer(caller.data(), kind).ok_or(Status::NotFound)?.len();
+                        memory::write_u32(&mut caller, length_ptr, size as u32)?;
+                        memory::write_u32(&mut caller, flags_ptr, 0)
+                    });
                 Ok(status_of(result))
             },
         )

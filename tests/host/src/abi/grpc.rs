@@ -56,7 +56,12 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_grpc_send",
-            |caller: Caller<'_, HostState>, _token: i32, _mp: i32, _ml: i32, _end: i32| -> wasmtime::Result<i32> {
+            |caller: Caller<'_, HostState>,
+             _token: i32,
+             _mp: i32,
+             _ml: i32,
+             _end: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_grpc_send")?;
                 Ok(Status::NotFound.code())
             },
@@ -64,10 +69,14 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .map_err(super::wasm_error)?;
     for name in ["proxy_grpc_cancel", "proxy_grpc_close"] {
         linker
-            .func_wrap("env", name, move |caller: Caller<'_, HostState>, _token: i32| -> wasmtime::Result<i32> {
-                refuse_while_starting(&caller, name)?;
-                Ok(Status::NotFound.code())
-            })
+            .func_wrap(
+                "env",
+                name,
+                move |caller: Caller<'_, HostState>, _token: i32| -> wasmtime::Result<i32> {
+                    refuse_while_starting(&caller, name)?;
+                    Ok(Status::NotFound.code())
+                },
+            )
             .map_err(super::wasm_error)?;
     }
     Ok(())

@@ -10,7 +10,12 @@ fn map_type(raw: i32) -> Result<MapType, Status> {
     MapType::from_raw(raw).ok_or(Status::BadArgument)
 }
 
-fn get_value(caller: &mut Caller<'_, HostState>, map: i32, key: (i32, i32), out: (i32, i32)) -> Result<(), Status> {
+fn get_value(
+    caller: &mut Caller<'_, HostState>,
+    map: i32,
+    key: (i32, i32),
+    out: (i32, i32),
+) -> Result<(), Status> {
     let map = map_type(map)?;
     let key = memory::read_string(caller, key.0, key.1)?;
     let value = {
@@ -28,7 +33,12 @@ fn get_value(caller: &mut Caller<'_, HostState>, map: i32, key: (i32, i32), out:
     memory::copy_out(caller, &value, out.0, out.1)
 }
 
-fn get_pairs(caller: &mut Caller<'_, HostState>, map: i32, ptr_ptr: i32, size_ptr: i32) -> Result<(), Status> {
+fn get_pairs(
+    caller: &mut Caller<'_, HostState>,
+    map: i32,
+    ptr_ptr: i32,
+    size_ptr: i32,
+) -> Result<(), Status> {
     let map = map_type(map)?;
     // A missing map reads as empty (Envoy `headerMapToPairs(nullptr)`).
     let bytes = caller
@@ -52,16 +62,27 @@ fn modify(
         Some((ptr, len)) => memory::read(caller, ptr, len)?,
         None => Vec::new(),
     };
-    let headers = caller.data_mut().writable_map(map).ok_or(Status::BadArgument)?;
+    let headers = caller
+        .data_mut()
+        .writable_map(map)
+        .ok_or(Status::BadArgument)?;
     change(headers, &key, &value);
     Ok(())
 }
 
-fn set_pairs(caller: &mut Caller<'_, HostState>, map: i32, ptr: i32, len: i32) -> Result<(), Status> {
+fn set_pairs(
+    caller: &mut Caller<'_, HostState>,
+    map: i32,
+    ptr: i32,
+    len: i32,
+) -> Result<(), Status> {
     let map = map_type(map)?;
     let bytes = memory::read(caller, ptr, len)?;
     let parsed = pairs::deserialize(&bytes).ok_or(Status::BadArgument)?;
-    let headers = caller.data_mut().writable_map(map).ok_or(Status::BadArgument)?;
+    let headers = caller
+        .data_mut()
+        .writable_map(map)
+        .ok_or(Status::BadArgument)?;
     headers.set_all(
         parsed
             .into_iter()
@@ -75,7 +96,13 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_get_header_map_value",
-            |mut caller: Caller<'_, HostState>, map: i32, kp: i32, kl: i32, vpp: i32, vsp: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             map: i32,
+             kp: i32,
+             kl: i32,
+             vpp: i32,
+             vsp: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_header_map_value")?;
                 Ok(status_of(get_value(&mut caller, map, (kp, kl), (vpp, vsp))))
             },
@@ -85,7 +112,11 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_get_header_map_pairs",
-            |mut caller: Caller<'_, HostState>, map: i32, ptr_ptr: i32, size_ptr: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             map: i32,
+             ptr_ptr: i32,
+             size_ptr: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_header_map_pairs")?;
                 Ok(status_of(get_pairs(&mut caller, map, ptr_ptr, size_ptr)))
             },
@@ -95,7 +126,11 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_set_header_map_pairs",
-            |mut caller: Caller<'_, HostState>, map: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             map: i32,
+             ptr: i32,
+             len: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_set_header_map_pairs")?;
                 Ok(status_of(set_pairs(&mut caller, map, ptr, len)))
             },
@@ -105,9 +140,21 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_add_header_map_value",
-            |mut caller: Caller<'_, HostState>, map: i32, kp: i32, kl: i32, vp: i32, vl: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             map: i32,
+             kp: i32,
+             kl: i32,
+             vp: i32,
+             vl: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_add_header_map_value")?;
-                Ok(status_of(modify(&mut caller, map, (kp, kl), Some((vp, vl)), |h, k, v| h.add(k, v))))
+                Ok(status_of(modify(
+                    &mut caller,
+                    map,
+                    (kp, kl),
+                    Some((vp, vl)),
+                    |h, k, v| h.add(k, v),
+                )))
             },
         )
         .map_err(super::wasm_error)?;
@@ -115,9 +162,21 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_replace_header_map_value",
-            |mut caller: Caller<'_, HostState>, map: i32, kp: i32, kl: i32, vp: i32, vl: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             map: i32,
+             kp: i32,
+             kl: i32,
+             vp: i32,
+             vl: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_replace_header_map_value")?;
-                Ok(status_of(modify(&mut caller, map, (kp, kl), Some((vp, vl)), |h, k, v| h.replace(k, v))))
+                Ok(status_of(modify(
+                    &mut caller,
+                    map,
+                    (kp, kl),
+                    Some((vp, vl)),
+                    |h, k, v| h.replace(k, v),
+                )))
             },
         )
         .map_err(super::wasm_error)?;
@@ -125,9 +184,19 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_remove_header_map_value",
-            |mut caller: Caller<'_, HostState>, map: i32, kp: i32, kl: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             map: i32,
+             kp: i32,
+             kl: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_remove_header_map_value")?;
-                Ok(status_of(modify(&mut caller, map, (kp, kl), None, |h, k, _| h.remove(k))))
+                Ok(status_of(modify(
+                    &mut caller,
+                    map,
+                    (kp, kl),
+                    None,
+                    |h, k, _| h.remove(k),
+                )))
             },
         )
         .map_err(super::wasm_error)?;
@@ -138,9 +207,16 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             |mut caller: Caller<'_, HostState>, map: i32, size_ptr: i32| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_header_map_size")?;
                 let result = map_type(map).and_then(|map| {
-                    let headers = caller.data_mut().writable_map(map).ok_or(Status::BadArgument)?;
+                    let headers = caller
+                        .data_mut()
+                        .writable_map(map)
+                        .ok_or(Status::BadArgument)?;
                     // Envoy `byteSize`: the bytes of every name and value.
-                    let size: usize = headers.entries().iter().map(|(n, v)| n.len() + v.len()).sum();
+                    let size: usize = headers
+                        .entries()
+                        .iter()
+                        .map(|(n, v)| n.len() + v.len())
+                        .sum();
                     memory::write_u32(&mut caller, size_ptr, size as u32)
                 });
                 Ok(status_of(result))

@@ -31,13 +31,22 @@ fn http_call(caller: &mut Caller<'_, HostState>, args: CallArgs) -> Result<(), S
     }
     let to_map = |bytes: &[u8]| {
         let parsed = pairs::deserialize(bytes).unwrap_or_default();
-        HeaderMap::from_pairs(parsed.iter().map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.clone())))
+        HeaderMap::from_pairs(
+            parsed
+                .iter()
+                .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.clone())),
+        )
     };
     let headers = to_map(&headers);
     let trailers = to_map(&trailers);
     let state = caller.data_mut();
     // An unknown cluster is BadArgument (Envoy: no thread-local cluster).
-    let spec = state.plugin.clusters.get(&cluster).cloned().ok_or(Status::BadArgument)?;
+    let spec = state
+        .plugin
+        .clusters
+        .get(&cluster)
+        .cloned()
+        .ok_or(Status::BadArgument)?;
     // Envoy requires :path, :method and :authority.
     for required in [":path", ":method", ":authority"] {
         if headers.get_first(required).is_none() {
@@ -50,8 +59,13 @@ fn http_call(caller: &mut Caller<'_, HostState>, args: CallArgs) -> Result<(), S
     let commands = state.commands.clone();
     let generation = state.generation;
     state.plugin.io.spawn(async move {
-        let response = crate::dispatch::call(&spec, &cluster, headers, body, trailers, timeout).await;
-        let _ = commands.send(WorkerCommand::HttpCallDone { generation, token, response });
+        let response =
+            crate::dispatch::call(&spec, &cluster, headers, body, trailers, timeout).await;
+        let _ = commands.send(WorkerCommand::HttpCallDone {
+            generation,
+            token,
+            response,
+        });
     });
     memory::write_u32(caller, args.token_ptr, token)
 }

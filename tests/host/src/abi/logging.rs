@@ -9,7 +9,10 @@ use wasmtime::{Caller, Linker};
 
 /// Envoy refuses most calls while `_initialize`/`main`/`_start` run (its
 /// "restricted callbacks"): such a call fails the VM.
-pub(crate) fn refuse_while_starting(caller: &Caller<'_, HostState>, name: &str) -> wasmtime::Result<()> {
+pub(crate) fn refuse_while_starting(
+    caller: &Caller<'_, HostState>,
+    name: &str,
+) -> wasmtime::Result<()> {
     if caller.data().starting {
         return Err(wasmtime::Error::msg(format!(
             "Function: {name} is not allowed while the VM is starting"
@@ -37,7 +40,10 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
                 status_of(memory::read(&mut caller, ptr, len).map(|message| {
                     let state = caller.data();
                     let message = String::from_utf8_lossy(&message);
-                    state.plugin.logs.filter_line(state.vm_index, level, &message);
+                    state
+                        .plugin
+                        .logs
+                        .filter_line(state.vm_index, level, &message);
                 }))
             },
         )

@@ -15,7 +15,11 @@ fn range(ptr: i32, len: i32) -> Result<std::ops::Range<usize>, Status> {
 }
 
 /// Copies `len` bytes at `ptr` out of guest memory.
-pub(crate) fn read(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
+pub(crate) fn read(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+) -> Result<Vec<u8>, Status> {
     let memory = caller.data().memory.ok_or(Status::InvalidMemoryAccess)?;
     let range = range(ptr, len)?;
     memory
@@ -26,12 +30,20 @@ pub(crate) fn read(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Re
 }
 
 /// Reads guest bytes as text; invalid UTF-8 is replaced (names and keys only).
-pub(crate) fn read_string(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Result<String, Status> {
+pub(crate) fn read_string(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+) -> Result<String, Status> {
     read(caller, ptr, len).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Writes `bytes` at `ptr`.
-pub(crate) fn write(caller: &mut Caller<'_, HostState>, ptr: i32, bytes: &[u8]) -> Result<(), Status> {
+pub(crate) fn write(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    bytes: &[u8],
+) -> Result<(), Status> {
     let memory = caller.data().memory.ok_or(Status::InvalidMemoryAccess)?;
     let range = range(ptr, bytes.len() as i32)?;
     memory
@@ -42,17 +54,29 @@ pub(crate) fn write(caller: &mut Caller<'_, HostState>, ptr: i32, bytes: &[u8]) 
     Ok(())
 }
 
-pub(crate) fn write_u32(caller: &mut Caller<'_, HostState>, ptr: i32, value: u32) -> Result<(), Status> {
+pub(crate) fn write_u32(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    value: u32,
+) -> Result<(), Status> {
     write(caller, ptr, &value.to_le_bytes())
 }
 
-pub(crate) fn write_u64(caller: &mut Caller<'_, HostState>, ptr: i32, value: u64) -> Result<(), Status> {
+pub(crate) fn write_u64(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    value: u64,
+) -> Result<(), Status> {
     write(caller, ptr, &value.to_le_bytes())
 }
 
 /// Allocates `len` bytes in the guest and checks that the block lies in memory.
 fn allocate(caller: &mut Caller<'_, HostState>, len: usize) -> Result<i32, Status> {
-    let allocate = caller.data().allocate.clone().ok_or(Status::InvalidMemoryAccess)?;
+    let allocate = caller
+        .data()
+        .allocate
+        .clone()
+        .ok_or(Status::InvalidMemoryAccess)?;
     let len32 = i32::try_from(len).map_err(|_| Status::InvalidMemoryAccess)?;
     let ptr = allocate
         .call(&mut *caller, len32)
@@ -61,7 +85,9 @@ fn allocate(caller: &mut Caller<'_, HostState>, len: usize) -> Result<i32, Statu
         return Err(Status::InvalidMemoryAccess);
     }
     let memory = caller.data().memory.ok_or(Status::InvalidMemoryAccess)?;
-    let end = (ptr as u32 as usize).checked_add(len).ok_or(Status::InvalidMemoryAccess)?;
+    let end = (ptr as u32 as usize)
+        .checked_add(len)
+        .ok_or(Status::InvalidMemoryAccess)?;
     if end > memory.data_size(&*caller) {
         return Err(Status::InvalidMemoryAccess);
     }

@@ -19,10 +19,19 @@ fn name_of(state: &HostState, id: i32) -> Result<String, Status> {
     if MetricKind::from_raw(id & 3).is_none() {
         return Err(Status::BadArgument);
     }
-    state.metric_ids.get(&(id as u32)).cloned().ok_or(Status::NotFound)
+    state
+        .metric_ids
+        .get(&(id as u32))
+        .cloned()
+        .ok_or(Status::NotFound)
 }
 
-fn define(caller: &mut Caller<'_, HostState>, kind: i32, name: (i32, i32), id_ptr: i32) -> Result<(), Status> {
+fn define(
+    caller: &mut Caller<'_, HostState>,
+    kind: i32,
+    name: (i32, i32),
+    id_ptr: i32,
+) -> Result<(), Status> {
     let kind = MetricKind::from_raw(kind).ok_or(Status::BadArgument)?;
     let name = memory::read_string(caller, name.0, name.1)?;
     let state = caller.data_mut();
@@ -38,7 +47,12 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_define_metric",
-            |mut caller: Caller<'_, HostState>, kind: i32, np: i32, nl: i32, id_ptr: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             kind: i32,
+             np: i32,
+             nl: i32,
+             id_ptr: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_define_metric")?;
                 Ok(status_of(define(&mut caller, kind, (np, nl), id_ptr)))
             },
@@ -51,8 +65,13 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             |caller: Caller<'_, HostState>, id: i32, offset: i64| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_increment_metric")?;
                 let state = caller.data();
-                let result = name_of(state, id)
-                    .and_then(|name| state.plugin.metrics.increment(&name, offset).map_err(status));
+                let result = name_of(state, id).and_then(|name| {
+                    state
+                        .plugin
+                        .metrics
+                        .increment(&name, offset)
+                        .map_err(status)
+                });
                 Ok(status_of(result))
             },
         )
@@ -64,8 +83,13 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             |caller: Caller<'_, HostState>, id: i32, value: i64| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_record_metric")?;
                 let state = caller.data();
-                let result = name_of(state, id)
-                    .and_then(|name| state.plugin.metrics.record(&name, value as u64).map_err(status));
+                let result = name_of(state, id).and_then(|name| {
+                    state
+                        .plugin
+                        .metrics
+                        .record(&name, value as u64)
+                        .map_err(status)
+                });
                 Ok(status_of(result))
             },
         )

@@ -7,7 +7,10 @@ pub(crate) fn serialize(pairs: &[(String, Vec<u8>)]) -> Vec<u8> {
     if pairs.is_empty() {
         return Vec::new();
     }
-    let size = 4 + pairs.iter().map(|(n, v)| 8 + n.len() + v.len() + 2).sum::<usize>();
+    let size = 4 + pairs
+        .iter()
+        .map(|(n, v)| 8 + n.len() + v.len() + 2)
+        .sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (name, value) in pairs {
@@ -71,8 +74,10 @@ mod tests {
         let bytes = serialize(&pairs);
         assert_eq!(&bytes[0..4], &3u32.to_le_bytes());
         let back = deserialize(&bytes).expect("parses");
-        let back: Vec<(String, Vec<u8>)> =
-            back.into_iter().map(|(n, v)| (String::from_utf8(n).unwrap(), v)).collect();
+        let back: Vec<(String, Vec<u8>)> = back
+            .into_iter()
+            .map(|(n, v)| (String::from_utf8(n).unwrap(), v))
+            .collect();
         assert_eq!(back, pairs);
     }
 
@@ -80,7 +85,10 @@ mod tests {
     fn matches_the_sdk_layout() {
         // The Rust SDK's own test vector for one pair.
         let bytes = serialize(&[("a".to_string(), b"bc".to_vec())]);
-        assert_eq!(bytes, vec![1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'b', b'c', 0]);
+        assert_eq!(
+            bytes,
+            vec![1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'b', b'c', 0]
+        );
     }
 
     #[test]

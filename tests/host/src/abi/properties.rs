@@ -52,7 +52,12 @@ fn request_property(stream: &HttpStream, rest: &[&str]) -> Option<Vec<u8>> {
         ["protocol"] => return Some(text(&stream.info.protocol)),
         ["id"] => return Some(text(&stream.request_id)),
         ["time"] => {
-            let nanos = stream.info.start_time.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i64;
+            let nanos = stream
+                .info
+                .start_time
+                .duration_since(UNIX_EPOCH)
+                .ok()?
+                .as_nanos() as i64;
             return Some(int(nanos));
         }
         _ => {}
@@ -118,7 +123,9 @@ pub(crate) fn lookup(state: &HostState, segments: &[&str]) -> Result<Vec<u8>, St
         ["plugin_vm_id"] => Some(text(&plugin.vm_id)),
         ["node", rest @ ..] => node(rest),
         ["xds", "node", rest @ ..] => node(rest),
-        ["xds", "cluster_name"] | ["cluster_name"] => Some(text(crate::plugin_state::UPSTREAM_CLUSTER)),
+        ["xds", "cluster_name"] | ["cluster_name"] => {
+            Some(text(crate::plugin_state::UPSTREAM_CLUSTER))
+        }
         _ => None,
     };
     if let Some(value) = plugin_value {
@@ -141,22 +148,41 @@ pub(crate) fn lookup(state: &HostState, segments: &[&str]) -> Result<Vec<u8>, St
     }
     // Values the filter set itself (Envoy keeps them as `wasm.` filter state).
     let raw = segments.join("\0").into_bytes();
-    stream.filter_state.get(&raw).cloned().ok_or(Status::NotFound)
+    stream
+        .filter_state
+        .get(&raw)
+        .cloned()
+        .ok_or(Status::NotFound)
 }
 
-fn get_property(caller: &mut Caller<'_, HostState>, path: (i32, i32), out: (i32, i32)) -> Result<(), Status> {
+fn get_property(
+    caller: &mut Caller<'_, HostState>,
+    path: (i32, i32),
+    out: (i32, i32),
+) -> Result<(), Status> {
     let path = memory::read(caller, path.0, path.1)?;
     let path = String::from_utf8_lossy(&path).into_owned();
-    let segments: Vec<&str> = if path.is_empty() { Vec::new() } else { path.split('\0').collect() };
+    let segments: Vec<&str> = if path.is_empty() {
+        Vec::new()
+    } else {
+        path.split('\0').collect()
+    };
     let value = lookup(caller.data(), &segments)?;
     memory::copy_out(caller, &value, out.0, out.1)
 }
 
-fn set_property(caller: &mut Caller<'_, HostState>, path: (i32, i32), value: (i32, i32)) -> Result<(), Status> {
+fn set_property(
+    caller: &mut Caller<'_, HostState>,
+    path: (i32, i32),
+    value: (i32, i32),
+) -> Result<(), Status> {
     let path = memory::read(caller, path.0, path.1)?;
     let value = memory::read(caller, value.0, value.1)?;
     // Without a stream there is no filter state to write to (Envoy: NotFound).
-    let stream = caller.data_mut().active_stream_mut().ok_or(Status::NotFound)?;
+    let stream = caller
+        .data_mut()
+        .active_stream_mut()
+        .ok_or(Status::NotFound)?;
     stream.filter_state.insert(path, value);
     Ok(())
 }
@@ -166,7 +192,12 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_get_property",
-            |mut caller: Caller<'_, HostState>, pp: i32, pl: i32, vpp: i32, vsp: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             pp: i32,
+             pl: i32,
+             vpp: i32,
+             vsp: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_property")?;
                 Ok(status_of(get_property(&mut caller, (pp, pl), (vpp, vsp))))
             },
@@ -176,7 +207,12 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_set_property",
-            |mut caller: Caller<'_, HostState>, pp: i32, pl: i32, vp: i32, vl: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             pp: i32,
+             pl: i32,
+             vp: i32,
+             vl: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_set_property")?;
                 Ok(status_of(set_property(&mut caller, (pp, pl), (vp, vl))))
             },

@@ -62,13 +62,25 @@ fn send_local_response(
     let headers = memory::read(caller, headers.0, headers.1)?;
     // Envoy's `toPairs` reads a malformed map as empty.
     let headers = pairs::deserialize(&headers).unwrap_or_default();
-    let headers = HeaderMap::from_pairs(headers.iter().map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.clone())));
+    let headers = HeaderMap::from_pairs(
+        headers
+            .iter()
+            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.clone())),
+    );
     let state = caller.data_mut();
     let id = state.active_context();
     // Only an HTTP context can answer (Envoy: `decoder_callbacks_` only).
     if state.streams.contains_key(&id) {
         let status = u16::try_from(status as u32).unwrap_or(500);
-        state.after_call.push(AfterCall::LocalReply(id, LocalReply { status, headers, body, details }));
+        state.after_call.push(AfterCall::LocalReply(
+            id,
+            LocalReply {
+                status,
+                headers,
+                body,
+                details,
+            },
+        ));
     }
     Ok(())
 }
@@ -109,7 +121,13 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              _grpc_status: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_send_local_response")?;
-                Ok(status_of(send_local_response(&mut caller, status, (dp, dl), (bp, bl), (hp, hl))))
+                Ok(status_of(send_local_response(
+                    &mut caller,
+                    status,
+                    (dp, dl),
+                    (bp, bl),
+                    (hp, hl),
+                )))
             },
         )
         .map_err(super::wasm_error)?;
@@ -130,23 +148,31 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         )
         .map_err(super::wasm_error)?;
     linker
-        .func_wrap("env", "proxy_done", |mut caller: Caller<'_, HostState>| -> wasmtime::Result<i32> {
-            refuse_while_starting(&caller, "proxy_done")?;
-            let state = caller.data_mut();
-            // Only a root context whose on_done returned false may finish later.
-            if !state.root_done_pending {
-                return Ok(Status::NotFound.code());
-            }
-            state.root_done_pending = false;
-            state.after_call.push(AfterCall::RootDone);
-            Ok(Status::Ok.code())
-        })
+        .func_wrap(
+            "env",
+            "proxy_done",
+            |mut caller: Caller<'_, HostState>| -> wasmtime::Result<i32> {
+                refuse_while_starting(&caller, "proxy_done")?;
+                let state = caller.data_mut();
+                // Only a root context whose on_done returned false may finish later.
+                if !state.root_done_pending {
+                    return Ok(Status::NotFound.code());
+                }
+                state.root_done_pending = false;
+                state.after_call.push(AfterCall::RootDone);
+                Ok(Status::Ok.code())
+            },
+        )
         .map_err(super::wasm_error)?;
     linker
         .func_wrap(
             "env",
             "proxy_get_status",
-            |mut caller: Caller<'_, HostState>, code_ptr: i32, msg_pp: i32, msg_sp: i32| -> wasmtime::Result<i32> {
+            |mut caller: Caller<'_, HostState>,
+             code_ptr: i32,
+             msg_pp: i32,
+             msg_sp: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_status")?;
                 let result = memory::write_u32(&mut caller, code_ptr, 0)
                     .and_then(|()| memory::copy_out(&mut caller, b"", msg_pp, msg_sp));
@@ -158,7 +184,14 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         .func_wrap(
             "env",
             "proxy_call_foreign_function",
-            |caller: Caller<'_, HostState>, _np: i32, _nl: i32, _ap: i32, _al: i32, _rpp: i32, _rsp: i32| -> wasmtime::Result<i32> {
+            |caller: Caller<'_, HostState>,
+             _np: i32,
+             _nl: i32,
+             _ap: i32,
+             _al: i32,
+             _rpp: i32,
+             _rsp: i32|
+             -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_call_foreign_function")?;
                 // No foreign functions are registered in this host.
                 Ok(Status::NotFound.code())

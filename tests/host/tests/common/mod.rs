@@ -18,7 +18,13 @@ pub fn test_filter_wasm() -> PathBuf {
         let target_dir = manifest_dir.join("../../target/host-testdata-filter");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let status = Command::new(cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip1", "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip1",
+                "--manifest-path",
+            ])
             .arg(filter_dir.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target_dir)
             .env_remove("RUSTFLAGS")
@@ -47,7 +53,8 @@ pub fn test_spec(configuration: &str) -> PluginSpec {
 
 /// A GET request naming the test filter's action.
 pub fn action(name: &str) -> FilterRequest {
-    FilterRequest::new("GET", "/api/v1/pods?limit=1", "k8s.example.com").header("x-test-action", name)
+    FilterRequest::new("GET", "/api/v1/pods?limit=1", "k8s.example.com")
+        .header("x-test-action", name)
 }
 
 /// Polls `condition` until it holds or `limit` passes; returns whether it held.
@@ -74,26 +81,39 @@ pub async fn spawn_auth_server(status: u16, delay: Duration) -> std::net::Socket
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
-                let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| async move {
-                    tokio::time::sleep(delay).await;
-                    let echo = request
-                        .headers()
-                        .get("x-from-filter")
-                        .map(|v| v.to_str().unwrap_or_default().to_string())
-                        .unwrap_or_default();
-                    let host = request.headers().get("host").map(|v| v.to_str().unwrap_or_default().to_string());
-                    let body = format!("auth for {} host={}", request.uri().path(), host.unwrap_or_default());
-                    Ok::<_, std::convert::Infallible>(
-                        hyper::Response::builder()
-                            .status(status)
-                            .header("x-echo-from-filter", echo)
-                            .body(Full::new(Bytes::from(body)))
-                            .unwrap(),
-                    )
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+                let service = service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| async move {
+                        tokio::time::sleep(delay).await;
+                        let echo = request
+                            .headers()
+                            .get("x-from-filter")
+                            .map(|v| v.to_str().unwrap_or_default().to_string())
+                            .unwrap_or_default();
+                        let host = request
+                            .headers()
+                            .get("host")
+                            .map(|v| v.to_str().unwrap_or_default().to_string());
+                        let body = format!(
+                            "auth for {} host={}",
+                            request.uri().path(),
+                            host.unwrap_or_default()
+                        );
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .status(status)
+                                .header("x-echo-from-filter", echo)
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
             });
         }
     });
