@@ -23,6 +23,7 @@ type F2 = TypedFunc<(i32, i32), ()>;
 type F2R = TypedFunc<(i32, i32), i32>;
 type F3R = TypedFunc<(i32, i32, i32), i32>;
 type F1R = TypedFunc<i32, i32>;
+type F5 = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
 /// The callbacks the module exports; a missing one behaves as Envoy's default.
 struct Exports {
@@ -40,7 +41,7 @@ struct Exports {
     on_log: Option<F1>,
     on_done: Option<F1R>,
     on_delete: Option<F1>,
-    on_http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    on_http_call_response: Option<F5>,
 }
 
 pub(crate) struct Vm {

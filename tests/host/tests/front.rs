@@ -38,10 +38,13 @@ impl Body for Streamed {
 
 type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-/// What the upstream saw of the last request (for assertions).
+/// One request as the upstream received it: method, path, headers, body.
+type SeenRequest = (String, String, Vec<(String, String)>, Vec<u8>);
+
+/// What the upstream saw (for assertions).
 #[derive(Default)]
 struct Seen {
-    requests: Vec<(String, String, Vec<(String, String)>, Vec<u8>)>,
+    requests: Vec<SeenRequest>,
     version: Option<hyper::Version>,
 }
 
@@ -231,7 +234,7 @@ async fn body_of(response: hyper::Response<Incoming>) -> Vec<u8> {
         .to_vec()
 }
 
-fn last_seen(upstream: &Upstream) -> (String, String, Vec<(String, String)>, Vec<u8>) {
+fn last_seen(upstream: &Upstream) -> SeenRequest {
     upstream
         .seen
         .lock()

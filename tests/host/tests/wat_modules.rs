@@ -9,7 +9,11 @@ use common::action;
 use kubegate_host::{FilterOutcome, Plugin, PluginSpec};
 
 fn spec(wat: &str) -> PluginSpec {
-    PluginSpec { wasm_bytes: Some(wat.as_bytes().to_vec()), print_logs: false, ..PluginSpec::default() }
+    PluginSpec {
+        wasm_bytes: Some(wat.as_bytes().to_vec()),
+        print_logs: false,
+        ..PluginSpec::default()
+    }
 }
 
 const IMPORTS: &str = r#"
@@ -91,7 +95,9 @@ fn probe_module(allocator_result: &str) -> String {
 
 fn reply_body(outcome: FilterOutcome) -> Vec<u8> {
     match outcome {
-        FilterOutcome::LocalReply { status: 200, body, .. } => body,
+        FilterOutcome::LocalReply {
+            status: 200, body, ..
+        } => body,
         other => panic!("expected the probe's reply, got {other:?}"),
     }
 }
@@ -100,14 +106,20 @@ fn reply_body(outcome: FilterOutcome) -> Vec<u8> {
 async fn bad_guest_input_gets_statuses_not_panics() {
     let plugin = Plugin::load(spec(&probe_module("local.get $p"))).unwrap();
     let statuses = reply_body(plugin.handle(action("probe")).await);
-    assert_eq!(statuses, vec![6, 6, 2, 2, 6, 1, 2, 2, 2, 1, 2, 2, 2, 1, 8, 21, 0]);
+    assert_eq!(
+        statuses,
+        vec![6, 6, 2, 2, 6, 1, 2, 2, 2, 1, 2, 2, 2, 1, 8, 21, 0]
+    );
 }
 
 #[tokio::test]
 async fn an_allocator_returning_memory_outside_the_module_is_refused() {
     let plugin = Plugin::load(spec(&probe_module("i32.const -65536"))).unwrap();
     let statuses = reply_body(plugin.handle(action("probe")).await);
-    assert_eq!(statuses[16], 6, "copying out through a bad allocation is InvalidMemoryAccess");
+    assert_eq!(
+        statuses[16], 6,
+        "copying out through a bad allocation is InvalidMemoryAccess"
+    );
 }
 
 const MINIMAL_EXPORTS: &str = r#"
@@ -132,14 +144,22 @@ async fn only_envoys_start_up_calls_are_allowed_in_initialize() {
           (func (export "_initialize") (drop (call $prop (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))))"#
     );
     let error = Plugin::load(spec(&refused)).unwrap_err();
-    assert!(format!("{error:#}").contains("not allowed while the VM is starting"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("not allowed while the VM is starting"),
+        "{error:#}"
+    );
 }
 
 #[tokio::test]
 async fn a_module_importing_what_the_host_lacks_does_not_load() {
-    let wat = format!(r#"(module (import "env" "proxy_no_such_call" (func (param i32))) {MINIMAL_EXPORTS})"#);
+    let wat = format!(
+        r#"(module (import "env" "proxy_no_such_call" (func (param i32))) {MINIMAL_EXPORTS})"#
+    );
     let error = Plugin::load(spec(&wat)).unwrap_err();
-    assert!(format!("{error:#}").contains("proxy_no_such_call"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("proxy_no_such_call"),
+        "{error:#}"
+    );
 }
 
 #[tokio::test]
@@ -155,12 +175,21 @@ async fn stack_exhaustion_fails_the_stream_and_the_host_goes_on() {
     );
     let plugin = Plugin::load(spec(&wat)).unwrap();
     let first = plugin.handle(action("")).await;
-    assert!(matches!(&first, FilterOutcome::Failed { status: 500, reason } if reason.contains("trapped")), "{first:?}");
+    assert!(
+        matches!(&first, FilterOutcome::Failed { status: 500, reason } if reason.contains("trapped")),
+        "{first:?}"
+    );
     // Each replacement VM starts from scratch, so every request overflows again; the host survives each.
     let second = plugin.handle(action("")).await;
-    assert!(matches!(second, FilterOutcome::Failed { status: 500, .. }), "{second:?}");
+    assert!(
+        matches!(second, FilterOutcome::Failed { status: 500, .. }),
+        "{second:?}"
+    );
     let third = plugin.handle(action("")).await;
-    assert!(matches!(third, FilterOutcome::Failed { status: 500, .. }), "{third:?}");
+    assert!(
+        matches!(third, FilterOutcome::Failed { status: 500, .. }),
+        "{third:?}"
+    );
 }
 
 #[tokio::test]
