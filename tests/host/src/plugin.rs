@@ -11,7 +11,7 @@ use crate::exchange::{
 use crate::headers::HeaderMap;
 use crate::logs::{LogLine, LogSink};
 use crate::metrics::{MetricRegistry, MetricValue};
-use crate::plugin_state::PluginState;
+use crate::plugin_state::{PluginState, EPOCH_TICK};
 use crate::shared_data::{SharedData, SharedQueues};
 use crate::spec::PluginSpec;
 use crate::vm::ABI_VERSIONS;
@@ -34,6 +34,34 @@ pub struct Plugin {
     workers: RwLock<Arc<WorkerSet>>,
     vms: usize,
     _runtime: IoRuntime,
+    _watchdog: Watchdog,
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] so that a call running
+/// past its deadline traps; stops when the plugin is dropped.
+struct Watchdog(Arc<std::sync::atomic::AtomicBool>);
+
+impl Watchdog {
+    fn start(engine: Engine) -> anyhow::Result<Watchdog> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("kubegate-host-epoch".to_string())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .context("starting the watchdog thread")?;
+        Ok(Watchdog(stop))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The runtime for http calls; shut down without blocking, so a plugin may be
@@ -96,7 +124,10 @@ impl Plugin {
             None => std::fs::read(&spec.wasm_path)
                 .with_context(|| format!("reading {}", spec.wasm_path.display()))?,
         };
-        let engine = Engine::new(&Config::new()).map_err(abi::wasm_error)?;
+        let mut config = Config::new();
+        // A runaway call is interrupted by epoch (the watchdog thread below).
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(abi::wasm_error)?;
         let module = Module::new(&engine, &bytes)
             .map_err(abi::wasm_error)
             .with_context(|| format!("compiling {}", spec.wasm_path.display()))?;
@@ -144,6 +175,8 @@ impl Plugin {
                 .unwrap_or_else(|| Arc::new(SystemTime::now)),
             pause_timeout: spec.pause_timeout,
             trap_status: spec.trap_status,
+            call_deadline_ticks: (spec.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1)
+                as u64,
             logs: LogSink::new(spec.log_level, spec.print_logs, prefix),
             metrics: MetricRegistry::default(),
             shared_data: SharedData::default(),
@@ -152,6 +185,7 @@ impl Plugin {
             engine,
             instance_pre,
         });
+        let watchdog = Watchdog::start(state.engine.clone())?;
         let vms = spec.vms.max(1);
         let set = start_workers(&state, Arc::new(spec.configuration.clone()), vms)
             .context("the plugin was refused")?;
@@ -160,6 +194,7 @@ impl Plugin {
             workers: RwLock::new(Arc::new(set)),
             vms,
             _runtime: runtime,
+            _watchdog: watchdog,
         })
     }
 

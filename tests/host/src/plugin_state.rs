@@ -11,6 +11,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 use wasmtime::{Engine, InstancePre};
 
+/// How often the engine's epoch advances; VM calls are interrupted after
+/// `call_timeout / EPOCH_TICK` ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
 /// The cluster name the gateway's upstream has in properties (`cluster_name`).
 pub(crate) const UPSTREAM_CLUSTER: &str = "upstream";
 
@@ -25,6 +29,8 @@ pub(crate) struct PluginState {
     pub clock: Clock,
     pub pause_timeout: Duration,
     pub trap_status: u16,
+    /// Epoch ticks a VM call may take (see [`EPOCH_TICK`]).
+    pub call_deadline_ticks: u64,
     pub logs: LogSink,
     pub metrics: MetricRegistry,
     pub shared_data: SharedData,

@@ -163,6 +163,10 @@ pub struct PluginSpec {
     /// Status of a request failed closed because the VM trapped. The brief for
     /// this host says 500; Envoy itself answers 503 (`wasm_fail_stream`).
     pub trap_status: u16,
+    /// Longest a single call into the filter may run before the host traps it
+    /// (and replaces the VM). Envoy has no such watchdog; here a runaway
+    /// filter must not hang a test.
+    pub call_timeout: Duration,
     pub node: NodeInfo,
 }
 
@@ -184,6 +188,7 @@ impl Default for PluginSpec {
             print_logs: true,
             pause_timeout: Duration::from_secs(30),
             trap_status: 500,
+            call_timeout: Duration::from_secs(10),
             node: NodeInfo::default(),
         }
     }

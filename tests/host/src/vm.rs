@@ -72,6 +72,7 @@ impl Vm {
     pub(crate) fn instantiate(state: HostState) -> anyhow::Result<Vm> {
         let plugin = state.plugin.clone();
         let mut store = Store::new(&plugin.engine, state);
+        store.set_epoch_deadline(plugin.call_deadline_ticks);
         let instance = plugin
             .instance_pre
             .instantiate(&mut store)
@@ -144,6 +145,8 @@ impl Vm {
         // Every call from the host starts without an effective context
         // (proxy-wasm-cpp-host `SaveRestoreContext`).
         state.effective_context = None;
+        let ticks = state.plugin.call_deadline_ticks;
+        self.store.set_epoch_deadline(ticks);
         func.call(&mut self.store, params)
             .map_err(|e| Trap(format!("{e:?}")))
     }

@@ -199,3 +199,21 @@ async fn a_module_without_callbacks_passes_requests_as_envoy_does() {
     let outcome = plugin.handle(action("").header("x-kept", "1")).await;
     assert_eq!(outcome.forwarded_header("x-kept"), Some("1"));
 }
+
+#[tokio::test]
+async fn a_runaway_call_is_interrupted_and_the_vm_replaced() {
+    let wat = format!(
+        r#"(module {MINIMAL_EXPORTS}
+          (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+            (loop $forever (br $forever))
+            (i32.const 0)))"#
+    );
+    let mut spec = spec(&wat);
+    spec.call_timeout = std::time::Duration::from_millis(200);
+    let plugin = Plugin::load(spec).unwrap();
+    let outcome = plugin.handle(action("")).await;
+    assert!(
+        matches!(&outcome, FilterOutcome::Failed { status: 500, reason } if reason.contains("trapped")),
+        "{outcome:?}"
+    );
+}
