@@ -61,6 +61,18 @@ fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.contains(&name)
 }
 
+/// Header names the `Connection` header nominates: hop-by-hop as well.
+fn nominated(headers: &hyper::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
 /// The `Upgrade` value of an HTTP/1.1 upgrade request.
 fn upgrade_of(request: &Request<Incoming>) -> Option<HeaderValue> {
     if request.version() != hyper::Version::HTTP_11 {
@@ -134,8 +146,9 @@ fn filter_request_headers(
     };
     map.add(":authority", &authority);
     map.add(":scheme", scheme.as_bytes());
+    let nominated = nominated(request.headers());
     for (name, value) in request.headers() {
-        if !is_hop_by_hop(name.as_str()) {
+        if !is_hop_by_hop(name.as_str()) && !nominated.iter().any(|n| n == name.as_str()) {
             map.add(name.as_str(), value.as_bytes());
         }
     }

@@ -292,6 +292,10 @@ async fn http1_over_tls_forwards_with_the_filters_changes() {
         "hop-by-hop headers are not forwarded"
     );
     assert!(!seen_header(&headers, "connection").contains(&"keep-alive, x-hop"));
+    assert!(
+        seen_header(&headers, "x-hop").is_empty(),
+        "headers nominated by Connection are hop-by-hop"
+    );
     assert_eq!(seen_header(&headers, "x-forwarded-proto"), vec!["https"]);
     assert_eq!(
         seen_header(&headers, "x-request-id").len(),
