@@ -189,6 +189,18 @@ pub struct Config {
     pub realm: String,
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("routes", &self.routes)
+            .field("keys", &self.keys.len())
+            .field("token_sources", &self.token_sources)
+            .field("identity", &self.identity)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Environment lookup (WASI environ in the proxy; a map in tests).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 

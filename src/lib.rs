@@ -3,8 +3,8 @@
 //! Everything except `filter` is plain Rust with no proxy-wasm in it, so the logic
 //! tests natively, under wasm-bindgen-test, and through the real ABI in the host harness.
 
-// pub mod config; (enabled once jwt and policy land)
-// pub mod gate;
+pub mod config;
+pub mod gate;
 pub mod identity;
 pub mod jwt;
 pub mod policy;
@@ -15,7 +15,7 @@ pub mod token;
 pub mod token_cache;
 pub mod upstream;
 
-#[cfg(all(target_os = "wasi", any()))]
+#[cfg(target_os = "wasi")]
 mod filter;
 
 /// The claims of a verified token: the JWT payload as a JSON object.
