@@ -242,8 +242,8 @@ fn compile(raw: RawConfig, env: EnvLookup) -> Result<Config, ConfigError> {
         if patterns.contains(&pattern) {
             return Err(error(at("from"), format!("{pattern} is already routed")));
         }
-        let policy =
-            Policy::parse(&route.policy).map_err(|e| error(format!("routes[{i}].{}", e.path()), e.problem()))?;
+        let policy = Policy::parse(&route.policy)
+            .map_err(|e| error(format!("routes[{i}].{}", e.path()), e.problem()))?;
         let service_account_token = match (
             route.kubernetes_service_account_token,
             route.kubernetes_service_account_token_env,
@@ -375,7 +375,11 @@ fn compile(raw: RawConfig, env: EnvLookup) -> Result<Config, ConfigError> {
     // One source per header or cookie: two prefixes on one header would read one value
     // as two different tokens.
     for (i, source) in token_sources.iter().enumerate() {
-        if token_sources.iter().take(i).any(|earlier| same_place(earlier, source)) {
+        if token_sources
+            .iter()
+            .take(i)
+            .any(|earlier| same_place(earlier, source))
+        {
             return Err(error(
                 format!("jwt.from[{i}]"),
                 "this header or cookie is already a token source",
