@@ -99,6 +99,9 @@ struct RawJwt {
     required_claims: Vec<String>,
     #[serde(default)]
     from: Option<Vec<RawTokenSource>>,
+    /// Verified tokens remembered per VM (0 disables the cache).
+    #[serde(default)]
+    cache_entries: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +190,8 @@ pub struct Config {
     pub token_sources: Vec<TokenSource>,
     pub identity: IdentityRules,
     pub realm: String,
+    /// Capacity of each VM's verified-token cache.
+    pub cache_entries: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -207,6 +212,12 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// The upper bound on `max_token_bytes`: Envoy refuses request headers over 60 KiB by
 /// default, and a bigger token only buys an attacker parsing time.
 const MAX_TOKEN_BYTES_LIMIT: usize = 64 * 1024;
+
+/// Default and upper bound of the verified-token cache: kubectl sessions repeat one token,
+/// so a thousand entries cover a busy gateway; the bound keeps a VM's memory predictable
+/// (an entry is the claims object, typically well under 2 KiB).
+const DEFAULT_CACHE_ENTRIES: usize = 1024;
+const MAX_CACHE_ENTRIES: usize = 100_000;
 
 impl Config {
     /// Parses and validates the plugin configuration.
@@ -361,6 +372,14 @@ fn compile(raw: RawConfig, env: EnvLookup) -> Result<Config, ConfigError> {
         max_token_bytes,
     };
 
+    let cache_entries = jwt.cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES);
+    if cache_entries > MAX_CACHE_ENTRIES {
+        return Err(error(
+            "jwt.cache_entries",
+            format!("at most {MAX_CACHE_ENTRIES} (0 disables the cache)"),
+        ));
+    }
+
     let token_sources = match jwt.from {
         None => TokenSource::default_sources(),
         Some(list) if list.is_empty() => {
@@ -398,6 +417,7 @@ fn compile(raw: RawConfig, env: EnvLookup) -> Result<Config, ConfigError> {
         token_sources,
         identity,
         realm,
+        cache_entries,
     })
 }
 

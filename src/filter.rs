@@ -5,10 +5,12 @@
 use crate::config::Config;
 use crate::gate::{self, Kind, Outcome};
 use crate::status::Refusal;
+use crate::token_cache::VerifiedTokenCache;
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
@@ -25,6 +27,8 @@ struct Metrics {
     forbidden: Option<u32>,
     not_found: Option<u32>,
     not_configured: Option<u32>,
+    cache_hits: Option<u32>,
+    cache_misses: Option<u32>,
 }
 
 impl Metrics {
@@ -42,6 +46,8 @@ impl Metrics {
             forbidden: counter("kubegate.requests.forbidden"),
             not_found: counter("kubegate.requests.not_found"),
             not_configured: counter("kubegate.requests.not_configured"),
+            cache_hits: counter("kubegate.jwt.cache_hits"),
+            cache_misses: counter("kubegate.jwt.cache_misses"),
         }
     }
 
@@ -63,9 +69,16 @@ fn increment(id: Option<u32>) {
     }
 }
 
+/// The configuration and the verified-token cache that belongs to it (a new
+/// configuration starts with an empty cache: its keys or rules may differ).
+struct Configured {
+    config: Config,
+    cache: RefCell<VerifiedTokenCache>,
+}
+
 #[derive(Default)]
 struct Root {
-    config: Option<Rc<Config>>,
+    configured: Option<Rc<Configured>>,
     metrics: Rc<Metrics>,
 }
 
@@ -89,7 +102,8 @@ impl RootContext for Root {
                     config.routes.len(),
                     config.keys.len()
                 );
-                self.config = Some(Rc::new(config));
+                let cache = RefCell::new(VerifiedTokenCache::new(config.cache_entries));
+                self.configured = Some(Rc::new(Configured { config, cache }));
                 true
             }
             Err(e) => {
@@ -106,14 +120,14 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Request {
-            config: self.config.clone(),
+            configured: self.configured.clone(),
             metrics: Rc::clone(&self.metrics),
         }))
     }
 }
 
 struct Request {
-    config: Option<Rc<Config>>,
+    configured: Option<Rc<Configured>>,
     metrics: Rc<Metrics>,
 }
 
@@ -140,7 +154,7 @@ impl Request {
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(config) = self.config.clone() else {
+        let Some(configured) = self.configured.clone() else {
             increment(self.metrics.not_configured);
             self.refuse(&Refusal::unavailable(
                 "kubegate: the gateway has no valid configuration".into(),
@@ -155,8 +169,23 @@ impl HttpContext for Request {
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect();
 
-        let decision = gate::decide(&config, &headers, self.now_unix_seconds());
+        let now = self.now_unix_seconds();
+        let decision = match configured.cache.try_borrow_mut() {
+            Ok(mut cache) => gate::decide(&configured.config, &mut cache, &headers, now),
+            // Unreachable in a single-threaded VM; a fresh cache keeps it from trapping.
+            Err(_) => gate::decide(
+                &configured.config,
+                &mut VerifiedTokenCache::new(0),
+                &headers,
+                now,
+            ),
+        };
         self.metrics.count(decision.log.kind);
+        match decision.cache_hit {
+            Some(true) => increment(self.metrics.cache_hits),
+            Some(false) => increment(self.metrics.cache_misses),
+            None => {}
+        }
         info!("kubegate: {}", decision.log);
         match decision.outcome {
             Outcome::Allow(plan) => {

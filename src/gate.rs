@@ -8,8 +8,10 @@ use crate::jwt;
 use crate::policy::Facts;
 use crate::status::Refusal;
 use crate::token;
+use crate::token_cache::VerifiedTokenCache;
 use crate::upstream::{self, HeaderPlan};
 use crate::Claims;
+use std::rc::Rc;
 
 /// What the filter does with the request.
 #[derive(Debug)]
@@ -72,6 +74,8 @@ impl std::fmt::Display for DecisionLog {
 pub struct Decision {
     pub outcome: Outcome,
     pub log: DecisionLog,
+    /// Whether the token's verification came from the cache (`None`: no token checked).
+    pub cache_hit: Option<bool>,
 }
 
 /// The request's pseudo-header, by exact lower-case name (the proxy lower-cases them).
@@ -83,8 +87,13 @@ fn pseudo<'h>(headers: &'h [(String, String)], name: &str) -> &'h str {
         .unwrap_or("")
 }
 
-/// Judges one request.
-pub fn decide(config: &Config, headers: &[(String, String)], now_unix_seconds: u64) -> Decision {
+/// Judges one request. `cache` holds this VM's verified tokens.
+pub fn decide(
+    config: &Config,
+    cache: &mut VerifiedTokenCache,
+    headers: &[(String, String)],
+    now_unix_seconds: u64,
+) -> Decision {
     let method = pseudo(headers, ":method");
     let full_path = pseudo(headers, ":path");
     let path = full_path.split('?').next().unwrap_or_default();
@@ -103,6 +112,7 @@ pub fn decide(config: &Config, headers: &[(String, String)], now_unix_seconds: u
         Decision {
             outcome: Outcome::Refuse(refusal),
             log,
+            cache_hit: None,
         }
     };
     let unauthenticated = |log: DecisionLog, token_present: bool, message: String| {
@@ -139,11 +149,35 @@ pub fn decide(config: &Config, headers: &[(String, String)], now_unix_seconds: u
             Err(e) => return unauthenticated(log, true, format!("kubegate: {e}")),
         };
 
-    let claims: Claims =
-        match jwt::verify(&token, &config.keys, &config.claim_rules, now_unix_seconds) {
-            Ok(claims) => claims,
-            Err(e) => return unauthenticated(log, true, format!("kubegate: invalid token: {e}")),
-        };
+    // A hit skips the signature; the claim rules (times above all) still run every time.
+    let (verified, cache_hit) = match cache.get(&token, now_unix_seconds) {
+        Some(claims) => (
+            jwt::check_claims(&claims, &config.claim_rules, now_unix_seconds).map(|()| claims),
+            true,
+        ),
+        None => (
+            jwt::verify(&token, &config.keys, &config.claim_rules, now_unix_seconds).map(
+                |claims| {
+                    let claims = Rc::new(claims);
+                    cache.insert(&token, Rc::clone(&claims), now_unix_seconds);
+                    claims
+                },
+            ),
+            false,
+        ),
+    };
+    let claims: Rc<Claims> = match verified {
+        Ok(claims) => claims,
+        Err(e) => {
+            let mut decision = unauthenticated(log, true, format!("kubegate: invalid token: {e}"));
+            decision.cache_hit = Some(cache_hit);
+            return decision;
+        }
+    };
+    let with_cache = |mut decision: Decision| {
+        decision.cache_hit = Some(cache_hit);
+        decision
+    };
 
     let identity = match identity::map(&claims, &config.identity) {
         Ok(identity) => identity,
@@ -176,7 +210,7 @@ pub fn decide(config: &Config, headers: &[(String, String)], now_unix_seconds: u
         );
         let mut decision = refuse(log, Kind::Forbidden, Refusal::forbidden(message));
         decision.log.reason = verdict.reason.to_string();
-        return decision;
+        return with_cache(decision);
     }
 
     let plan = upstream::plan(
@@ -190,5 +224,6 @@ pub fn decide(config: &Config, headers: &[(String, String)], now_unix_seconds: u
     Decision {
         outcome: Outcome::Allow(plan),
         log,
+        cache_hit: Some(cache_hit),
     }
 }

@@ -3,10 +3,15 @@
 
 use kubegate::config::Config;
 use kubegate::gate::{decide, Decision, Kind, Outcome};
+use kubegate::token_cache::VerifiedTokenCache;
 use kubegate_testkit::tokens::{SessionClaims, Signer};
 use serde_json::{json, Value};
 
 const NOW: u64 = 1_800_000_000;
+
+fn cache() -> VerifiedTokenCache {
+    VerifiedTokenCache::new(16)
+}
 
 fn env(name: &str) -> Option<String> {
     (name == "KUBEGATE_SA_TOKEN").then(|| "sa-token-123".to_string())
@@ -85,7 +90,7 @@ fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
 fn an_allowed_user_is_forwarded_as_the_service_account_impersonating_them() {
     let t = token("someuser@example.com", &["developers", "oncall"]);
     let headers = request(&[("authorization", &bearer(&t))]);
-    let decision = decide(&dev_config(), &headers, NOW);
+    let decision = decide(&dev_config(), &mut cache(), &headers, NOW);
     assert_eq!(decision.log.kind, Kind::Allowed);
     let out = forwarded(&headers, &decision);
     assert_eq!(values(&out, "authorization"), vec!["Bearer sa-token-123"]);
@@ -112,6 +117,7 @@ fn a_user_outside_the_domain_gets_403_naming_them() {
     let t = token("mallory@evil.example", &[]);
     let decision = decide(
         &dev_config(),
+        &mut cache(),
         &request(&[("authorization", &bearer(&t))]),
         NOW,
     );
@@ -128,7 +134,7 @@ fn a_user_outside_the_domain_gets_403_naming_them() {
 
 #[test]
 fn no_token_is_401_without_invalid_token() {
-    let decision = decide(&dev_config(), &request(&[]), NOW);
+    let decision = decide(&dev_config(), &mut cache(), &request(&[]), NOW);
     let (code, body, challenge) = refusal(&decision);
     assert_eq!(code, 401);
     assert_eq!(body["reason"], "Unauthorized");
@@ -150,6 +156,7 @@ fn expired_not_yet_valid_and_foreign_tokens_are_401_invalid_token() {
         let t = signer.sign(&claims).unwrap();
         let decision = decide(
             &dev_config(),
+            &mut cache(),
             &request(&[("authorization", &bearer(&t))]),
             NOW,
         );
@@ -171,6 +178,7 @@ fn a_token_from_another_key_is_refused() {
         .unwrap();
     let decision = decide(
         &dev_config(),
+        &mut cache(),
         &request(&[("authorization", &bearer(&t))]),
         NOW,
     );
@@ -186,7 +194,7 @@ fn unknown_host_is_404_and_never_passes() {
             *v = "other.example.com".into();
         }
     }
-    let decision = decide(&dev_config(), &headers, NOW);
+    let decision = decide(&dev_config(), &mut cache(), &headers, NOW);
     let (code, body, _) = refusal(&decision);
     assert_eq!(code, 404);
     assert_eq!(body["reason"], "NotFound");
@@ -195,7 +203,10 @@ fn unknown_host_is_404_and_never_passes() {
         .into_iter()
         .filter(|(n, _)| n != ":authority")
         .collect();
-    assert_eq!(refusal(&decide(&dev_config(), &no_authority, NOW)).0, 404);
+    assert_eq!(
+        refusal(&decide(&dev_config(), &mut cache(), &no_authority, NOW)).0,
+        404
+    );
 }
 
 #[test]
@@ -210,7 +221,7 @@ fn client_impersonation_headers_never_reach_the_api_server_in_any_case() {
         ("Impersonate-Extra-Scopes", "all"),
         ("proxy-authorization", "Basic eDp5"),
     ]);
-    let decision = decide(&dev_config(), &headers, NOW);
+    let decision = decide(&dev_config(), &mut cache(), &headers, NOW);
     let out = forwarded(&headers, &decision);
     assert_eq!(
         values(&out, "impersonate-user"),
@@ -231,7 +242,10 @@ fn duplicate_authorization_headers_are_refused() {
             ("authorization", &bearer(first)),
             ("authorization", &bearer(second)),
         ]);
-        assert_eq!(refusal(&decide(&dev_config(), &headers, NOW)).0, 401);
+        assert_eq!(
+            refusal(&decide(&dev_config(), &mut cache(), &headers, NOW)).0,
+            401
+        );
     }
 }
 
@@ -247,10 +261,13 @@ fn header_and_cookie_with_different_tokens_are_refused() {
         ("authorization", &bearer(&good)),
         ("cookie", &format!("_session={other}")),
     ]);
-    assert_eq!(refusal(&decide(&config, &headers, NOW)).0, 401);
+    assert_eq!(
+        refusal(&decide(&config, &mut cache(), &headers, NOW)).0,
+        401
+    );
     // The cookie alone works, and is stripped while other cookies stay.
     let headers = request(&[("cookie", &format!("theme=dark; _session={good}"))]);
-    let decision = decide(&config, &headers, NOW);
+    let decision = decide(&config, &mut cache(), &headers, NOW);
     let out = forwarded(&headers, &decision);
     assert_eq!(values(&out, "cookie"), vec!["theme=dark"]);
 }
@@ -260,6 +277,7 @@ fn system_groups_in_a_token_are_refused() {
     let t = token("someuser@example.com", &["system:masters"]);
     let decision = decide(
         &dev_config(),
+        &mut cache(),
         &request(&[("authorization", &bearer(&t))]),
         NOW,
     );
@@ -273,6 +291,7 @@ fn oversized_tokens_are_refused_before_parsing() {
     let huge = format!("{}.{}.{}", "a".repeat(6000), "b".repeat(6000), "c");
     let decision = decide(
         &dev_config(),
+        &mut cache(),
         &request(&[("authorization", &bearer(&huge))]),
         NOW,
     );
@@ -291,14 +310,22 @@ fn policy_sees_method_and_path_without_the_query() {
     let auth = bearer(&t);
     let mut get_secret = request(&[("authorization", &auth)]);
     get_secret[1].1 = "/api/v1/namespaces/kube-system/secrets/x?watch=1".into();
-    assert_eq!(refusal(&decide(&config, &get_secret, NOW)).0, 403);
+    assert_eq!(
+        refusal(&decide(&config, &mut cache(), &get_secret, NOW)).0,
+        403
+    );
     let mut post = request(&[("authorization", &auth)]);
     post[0].1 = "POST".into();
-    assert_eq!(refusal(&decide(&config, &post, NOW)).0, 403);
+    assert_eq!(refusal(&decide(&config, &mut cache(), &post, NOW)).0, 403);
     assert_eq!(
-        decide(&config, &request(&[("authorization", &auth)]), NOW)
-            .log
-            .kind,
+        decide(
+            &config,
+            &mut cache(),
+            &request(&[("authorization", &auth)]),
+            NOW
+        )
+        .log
+        .kind,
         Kind::Allowed
     );
 }
@@ -313,11 +340,54 @@ fn pomerium_style_prefixed_tokens_work() {
     let t = token("someone@pomerium.com", &[]);
     let mut headers = request(&[("authorization", &format!("Bearer Pomerium-{t}"))]);
     headers[2].1 = "k8s.localhost.pomerium.io:8443".into();
-    assert_eq!(decide(&config, &headers, NOW).log.kind, Kind::Allowed);
+    assert_eq!(
+        decide(&config, &mut cache(), &headers, NOW).log.kind,
+        Kind::Allowed
+    );
     let mut other = request(&[(
         "authorization",
         &format!("Bearer Pomerium-{}", token("a@example.com", &[])),
     )]);
     other[2].1 = "k8s.localhost.pomerium.io".into();
-    assert_eq!(refusal(&decide(&config, &other, NOW)).0, 403);
+    assert_eq!(refusal(&decide(&config, &mut cache(), &other, NOW)).0, 403);
+}
+
+#[test]
+fn a_cached_token_still_expires_and_a_hit_skips_verification() {
+    let config = dev_config();
+    let mut cache = cache();
+    let t = token("someuser@example.com", &[]);
+    let headers = request(&[("authorization", &bearer(&t))]);
+    let first = decide(&config, &mut cache, &headers, NOW);
+    assert_eq!(
+        (first.log.kind, first.cache_hit),
+        (Kind::Allowed, Some(false))
+    );
+    let second = decide(&config, &mut cache, &headers, NOW + 10);
+    assert_eq!(
+        (second.log.kind, second.cache_hit),
+        (Kind::Allowed, Some(true))
+    );
+    // Past exp + leeway the cached entry is not trusted.
+    let late = decide(&config, &mut cache, &headers, NOW + 300 + 61);
+    assert_eq!(late.log.kind, Kind::Unauthenticated);
+    // Inside the leeway after exp, the claim rules (not the cache) decide: still allowed.
+    let mut cache = VerifiedTokenCache::new(16);
+    decide(&config, &mut cache, &headers, NOW);
+    let in_leeway = decide(&config, &mut cache, &headers, NOW + 300 + 30);
+    assert_eq!(in_leeway.log.kind, Kind::Allowed);
+}
+
+#[test]
+fn policy_is_applied_on_every_cache_hit() {
+    let config = dev_config();
+    let mut cache = cache();
+    let t = token("mallory@evil.example", &[]);
+    let headers = request(&[("authorization", &bearer(&t))]);
+    for _ in 0..3 {
+        assert_eq!(
+            decide(&config, &mut cache, &headers, NOW).log.kind,
+            Kind::Forbidden
+        );
+    }
 }

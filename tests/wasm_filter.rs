@@ -79,6 +79,7 @@ async fn allowed_request_reaches_upstream_as_the_service_account_impersonating_t
     );
     assert!(!headers.iter().any(|(_, v)| v.contains(&t)));
     assert_eq!(plugin.metric("kubegate.requests.allowed"), Some(1));
+    assert_eq!(plugin.metric("kubegate.jwt.cache_misses"), Some(1));
     let logs: Vec<String> = plugin.logs().into_iter().map(|l| l.message).collect();
     let decision = logs
         .iter()
@@ -272,4 +273,18 @@ async fn reconfiguration_keeps_the_old_config_when_the_new_one_is_bad() {
         values(forwarded(&outcome), "impersonate-user"),
         vec!["someone@pomerium.com"]
     );
+}
+
+#[tokio::test]
+async fn a_repeated_token_is_verified_once_per_vm() {
+    let plugin = Plugin::load(spec(&example_config("dev.json"), 1)).unwrap();
+    let t = token("someuser@example.com", &[]);
+    for _ in 0..5 {
+        let outcome = plugin
+            .handle(pods().header("authorization", &format!("Bearer {t}")))
+            .await;
+        forwarded(&outcome);
+    }
+    assert_eq!(plugin.metric("kubegate.jwt.cache_misses"), Some(1));
+    assert_eq!(plugin.metric("kubegate.jwt.cache_hits"), Some(4));
 }

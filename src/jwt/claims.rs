@@ -42,7 +42,7 @@ impl Default for ClaimRules {
 }
 
 /// Checks `claims` against `rules` at `now` (Unix seconds).
-pub(crate) fn check(claims: &Claims, rules: &ClaimRules, now: u64) -> Result<(), JwtError> {
+pub fn check(claims: &Claims, rules: &ClaimRules, now: u64) -> Result<(), JwtError> {
     let leeway = rules.leeway_seconds;
 
     let now = u128::from(now);

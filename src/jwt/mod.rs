@@ -47,7 +47,7 @@ mod verify;
 mod test_support;
 
 pub use algorithm::Algorithm;
-pub use claims::ClaimRules;
+pub use claims::{check as check_claims, ClaimRules};
 pub use error::{JwtError, MAX_ECHOED_CHARS};
 pub use keys::{KeySet, MAX_JWKS_KEYS};
 pub use verify::{verify, verify_signature};
