@@ -236,8 +236,14 @@ async fn the_service_account_token_comes_from_the_vm_environment() {
 async fn a_bad_configuration_is_refused_at_load_with_the_field_named() {
     let mut config = example_config("dev.json");
     config["jwt"]["audience"] = json!("typo");
-    let error = Plugin::load(spec(&config, 1)).err().expect("refused");
-    let _ = error;
+    let Err(error) = Plugin::load(spec(&config, 1)) else {
+        panic!("a configuration with an unknown field was accepted")
+    };
+    let error = format!("{error:#}");
+    assert!(
+        error.contains("configuration refused: jwt.audience: unknown field `audience`"),
+        "{error}"
+    );
     // The refusal is logged by the filter with the field's name.
     let mut config = example_config("dev.json");
     config["routes"][0]

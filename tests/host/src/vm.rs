@@ -5,6 +5,7 @@
 
 use crate::abi::wasm_error;
 use crate::context::{AfterCall, HostState};
+use crate::spec::LogLevel;
 use anyhow::{anyhow, bail, Context};
 use wasmtime::{Instance, Store, TypedFunc, WasmParams, WasmResults};
 
@@ -181,7 +182,21 @@ impl Vm {
             self.store.data_mut().configuring = false;
             let ok = result.map_err(|t| anyhow!("proxy_on_configure trapped: {t}"))?;
             if ok == 0 {
-                bail!("proxy_on_configure returned false: the plugin configuration was refused");
+                // Envoy prints the filter's own log lines; carry its last error here so
+                // the refusal says why (the filter names the field).
+                let vm = self.store.data().vm_index;
+                let reason = self
+                    .store
+                    .data()
+                    .plugin
+                    .logs
+                    .snapshot()
+                    .into_iter()
+                    .rev()
+                    .find(|line| line.vm == vm && line.level >= LogLevel::Error)
+                    .map(|line| format!(" ({})", line.message))
+                    .unwrap_or_default();
+                bail!("proxy_on_configure returned false: the plugin configuration was refused{reason}");
             }
         }
         Ok(())
