@@ -7,6 +7,7 @@ pub mod config;
 pub mod gate;
 pub mod identity;
 pub mod jwt;
+pub mod path;
 pub mod policy;
 pub mod request_info;
 pub mod route;
