@@ -127,6 +127,7 @@ impl Plugin {
         let mut config = Config::new();
         // A runaway call is interrupted by epoch (the watchdog thread below).
         config.epoch_interruption(true);
+        config.consume_fuel(spec.consume_fuel);
         let engine = Engine::new(&config).map_err(abi::wasm_error)?;
         let module = Module::new(&engine, &bytes)
             .map_err(abi::wasm_error)
@@ -177,6 +178,8 @@ impl Plugin {
             trap_status: spec.trap_status,
             call_deadline_ticks: (spec.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1)
                 as u64,
+            consume_fuel: spec.consume_fuel,
+            fuel_consumed: std::sync::atomic::AtomicU64::new(0),
             logs: LogSink::new(spec.log_level, spec.print_logs, prefix),
             metrics: MetricRegistry::default(),
             shared_data: SharedData::default(),
@@ -388,6 +391,14 @@ impl Plugin {
 
     pub fn shared_data_keys(&self) -> Vec<String> {
         self.state.shared_data.keys()
+    }
+
+    /// The fuel (about one unit per wasm instruction) all VMs of this plugin have
+    /// burnt since it was loaded, start-up included; `None` without `consume_fuel`.
+    pub fn fuel_consumed(&self) -> Option<u64> {
+        self.state
+            .consume_fuel
+            .then(|| self.state.fuel_consumed.load(Ordering::Relaxed))
     }
 
     pub fn vm_count(&self) -> usize {

@@ -8,6 +8,7 @@ use crate::metrics::MetricRegistry;
 use crate::shared_data::{SharedData, SharedQueues};
 use crate::spec::{Clock, ClusterSpec, NodeInfo};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use wasmtime::{Engine, InstancePre};
 
@@ -31,6 +32,9 @@ pub(crate) struct PluginState {
     pub trap_status: u16,
     /// Epoch ticks a VM call may take (see [`EPOCH_TICK`]).
     pub call_deadline_ticks: u64,
+    pub consume_fuel: bool,
+    /// Fuel burnt by every VM of the plugin (only counted with `consume_fuel`).
+    pub fuel_consumed: AtomicU64,
     pub logs: LogSink,
     pub metrics: MetricRegistry,
     pub shared_data: SharedData,

@@ -168,6 +168,10 @@ pub struct PluginSpec {
     /// filter must not hang a test.
     pub call_timeout: Duration,
     pub node: NodeInfo,
+    /// Meter every VM call with wasmtime fuel (about one unit per wasm
+    /// instruction) and total it in [`crate::Plugin::fuel_consumed`]. Off by
+    /// default: metering makes every call slower, so benchmarks time with it off.
+    pub consume_fuel: bool,
 }
 
 impl Default for PluginSpec {
@@ -190,6 +194,7 @@ impl Default for PluginSpec {
             trap_status: 500,
             call_timeout: Duration::from_secs(10),
             node: NodeInfo::default(),
+            consume_fuel: false,
         }
     }
 }

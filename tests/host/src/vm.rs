@@ -64,6 +64,18 @@ fn typed<P: WasmParams, R: WasmResults>(
     }
 }
 
+/// Adds the fuel burnt since `before` (a reading of the store's fuel, or `None`
+/// when metering is off) to the plugin's total.
+fn count_fuel(store: &Store<HostState>, before: Option<u64>) {
+    if let (Some(before), Ok(after)) = (before, store.get_fuel()) {
+        store
+            .data()
+            .plugin
+            .fuel_consumed
+            .fetch_add(before.saturating_sub(after), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The ABI versions whose exports this host understands.
 pub(crate) const ABI_VERSIONS: &[&str] = &["proxy_abi_version_0_2_1", "proxy_abi_version_0_2_0"];
 
@@ -74,6 +86,10 @@ impl Vm {
         let plugin = state.plugin.clone();
         let mut store = Store::new(&plugin.engine, state);
         store.set_epoch_deadline(plugin.call_deadline_ticks);
+        if plugin.consume_fuel {
+            // Metering counts, it does not limit: the epoch watchdog bounds runaway calls.
+            store.set_fuel(u64::MAX).map_err(wasm_error)?;
+        }
         let instance = plugin
             .instance_pre
             .instantiate(&mut store)
@@ -112,6 +128,7 @@ impl Vm {
 
         // WASI reactor: _initialize, then main(0, 0) if present; else command: _start.
         store.data_mut().starting = true;
+        let fuel_before = store.get_fuel().ok();
         let started = (|| -> anyhow::Result<()> {
             if let Some(init) = typed::<(), ()>(&mut store, &instance, "_initialize")? {
                 init.call(&mut store, ())
@@ -131,6 +148,7 @@ impl Vm {
             Ok(())
         })();
         store.data_mut().starting = false;
+        count_fuel(&store, fuel_before);
         started?;
         Ok(Vm { store, exports })
     }
@@ -148,8 +166,13 @@ impl Vm {
         state.effective_context = None;
         let ticks = state.plugin.call_deadline_ticks;
         self.store.set_epoch_deadline(ticks);
-        func.call(&mut self.store, params)
-            .map_err(|e| Trap(format!("{e:?}")))
+        // Err when metering is off: then nothing is counted.
+        let fuel_before = self.store.get_fuel().ok();
+        let result = func
+            .call(&mut self.store, params)
+            .map_err(|e| Trap(format!("{e:?}")));
+        count_fuel(&self.store, fuel_before);
+        result
     }
 
     /// Actions the filter asked for during the last call.
