@@ -68,11 +68,10 @@ fn typed<P: WasmParams, R: WasmResults>(
 /// when metering is off) to the plugin's total.
 fn count_fuel(store: &Store<HostState>, before: Option<u64>) {
     if let (Some(before), Ok(after)) = (before, store.get_fuel()) {
-        store
-            .data()
-            .plugin
-            .fuel_consumed
-            .fetch_add(before.saturating_sub(after), std::sync::atomic::Ordering::Relaxed);
+        store.data().plugin.fuel_consumed.fetch_add(
+            before.saturating_sub(after),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }
 
