@@ -401,6 +401,19 @@ impl Plugin {
             .then(|| self.state.fuel_consumed.load(Ordering::Relaxed))
     }
 
+    /// Each current VM's linear memory size in bytes, in VM order (`None` for a VM being
+    /// replaced after a trap). Read-only: for tests that bound the filter's memory.
+    pub async fn memory_sizes(&self) -> Vec<Option<usize>> {
+        let set = self.current();
+        let mut sizes = Vec::with_capacity(set.workers.len());
+        for worker in &set.workers {
+            let (reply, rx) = oneshot::channel();
+            let sent = worker.send(WorkerCommand::MemorySize { reply });
+            sizes.push(if sent { rx.await.ok().flatten() } else { None });
+        }
+        sizes
+    }
+
     pub fn vm_count(&self) -> usize {
         self.vms
     }

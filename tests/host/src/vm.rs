@@ -152,6 +152,14 @@ impl Vm {
         Ok(Vm { store, exports })
     }
 
+    /// The size of the module's linear memory in bytes (it only ever grows).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.store
+            .data()
+            .memory
+            .map_or(0, |memory| memory.data_size(&self.store))
+    }
+
     fn call<P: WasmParams, R: WasmResults>(
         &mut self,
         context: u32,

@@ -71,6 +71,10 @@ pub(crate) enum WorkerCommand {
         generation: u64,
         token: u32,
     },
+    /// The VM's linear memory size in bytes (`None` while it has no VM): read-only.
+    MemorySize {
+        reply: oneshot::Sender<Option<usize>>,
+    },
     Shutdown,
 }
 
@@ -656,6 +660,9 @@ impl Worker {
                 let root = vm.store.data().root_context_id;
                 let result = vm.on_queue_ready(root, token);
                 self.after_vm_call(result, None);
+            }
+            WorkerCommand::MemorySize { reply } => {
+                let _ = reply.send(self.vm.as_ref().map(Vm::memory_bytes));
             }
             WorkerCommand::Shutdown => {}
         }
