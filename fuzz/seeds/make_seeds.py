@@ -38,7 +38,7 @@ for group in signature["testGroups"]:
     for test in group["tests"]:
         if isinstance(test.get("jws"), str):
             tokens.append(test["jws"])
-tokens = sorted(set(tokens), key=len)[:24]
+tokens = sorted(set(tokens), key=lambda t: (len(t), t))[:24]
 for example in load("rfc7515", "rfc7515_appendix_a.json")["examples"]:
     if isinstance(example.get("compact"), str):
         tokens.append(example["compact"])

@@ -167,7 +167,7 @@ pub fn assert_forwarded_is_clean(
         .add
         .iter()
         .filter(|(n, _)| n.starts_with("impersonate-"))
-        .cloned()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
         .collect();
     assert_eq!(
         impersonation, planned,
