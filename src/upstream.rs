@@ -21,6 +21,10 @@ pub struct HeaderPlan {
 /// Header names no client may send upstream, whatever the configuration.
 const CLIENT_CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "proxy-authorization"];
 const IMPERSONATE_PREFIX: &str = "impersonate-";
+/// A bearer token sent as a WebSocket subprotocol: the API server authenticates it too
+/// (k8s.io/apiserver's websocket ProtocolAuthenticator, for browsers that cannot set
+/// Authorization), so it is a client credential like any other and never goes upstream.
+const WEBSOCKET_BEARER_PROTOCOL: &str = "base64url.bearer.authorization.k8s.io.";
 
 /// Builds the plan for an allowed request. `headers` are all request pairs as received.
 pub fn plan(
@@ -69,6 +73,28 @@ pub fn plan(
             }
         }
     }
+    // Sec-WebSocket-Protocol keeps its other subprotocols (kubectl's channel versions).
+    let protocols: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if protocols
+        .iter()
+        .any(|v| v.split(',').any(is_bearer_protocol))
+    {
+        remove.push("sec-websocket-protocol".to_string());
+        for value in protocols {
+            let kept: Vec<&str> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && !is_bearer_protocol(p))
+                .collect();
+            if !kept.is_empty() {
+                add.push(("sec-websocket-protocol".to_string(), kept.join(", ")));
+            }
+        }
+    }
     remove.sort();
     remove.dedup();
 
@@ -90,6 +116,13 @@ pub fn plan(
         }
     }
     HeaderPlan { remove, add }
+}
+
+fn is_bearer_protocol(protocol: &str) -> bool {
+    let protocol = protocol.trim();
+    protocol
+        .get(..WEBSOCKET_BEARER_PROTOCOL.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(WEBSOCKET_BEARER_PROTOCOL))
 }
 
 /// Lower-cases an extra key and percent-encodes every byte that is not legal in a header
@@ -224,6 +257,32 @@ mod tests {
             .collect();
         assert_eq!(cookies, vec!["a=1"]);
         assert!(!out.iter().any(|(n, _)| n == "x-token"));
+    }
+
+    #[test]
+    fn websocket_bearer_subprotocols_are_removed_other_subprotocols_stay() {
+        // Regression: a token in Sec-WebSocket-Protocol is a credential the API server
+        // accepts (base64url.bearer.authorization.k8s.io.<token>); it reached the upstream.
+        let headers = h(&[
+            (
+                "Sec-WebSocket-Protocol",
+                "v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.c2VjcmV0, v4.channel.k8s.io",
+            ),
+            ("sec-websocket-protocol", "BASE64URL.Bearer.Authorization.K8S.IO.eA"),
+        ]);
+        let first = plan(&headers, &TokenSource::default_sources(), &identity(), "sa");
+        let out = apply(&headers, &first);
+        let protocols: Vec<&str> = out
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(protocols, vec!["v5.channel.k8s.io, v4.channel.k8s.io"]);
+        // Without a bearer subprotocol the header is left alone.
+        let headers = h(&[("sec-websocket-protocol", "v5.channel.k8s.io")]);
+        let plan = plan(&headers, &TokenSource::default_sources(), &identity(), "sa");
+        assert!(!plan.remove.contains(&"sec-websocket-protocol".to_string()));
+        assert_eq!(apply(&headers, &plan)[0].1, "v5.channel.k8s.io");
     }
 
     #[test]
