@@ -12,17 +12,17 @@ mod common;
 mod hostile;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hostile::{
-    assert_clean_upstream, case_variants, claims, sign, sign_raw, sign_raw_with, values,
-    AUDIENCE, HMAC_KID, ISSUER, SESSION_COOKIE,
+    assert_clean_upstream, case_variants, claims, sign, sign_raw, sign_raw_with, values, AUDIENCE,
+    HMAC_KID, ISSUER, SESSION_COOKIE,
 };
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use kubegate_host::{
-    start_gateway, FilterOutcome, FilterRequest, GatewayConfig, HeaderMap, HeadersVerdict,
-    Plugin, RunningGateway, StreamInfo, UpstreamSpec,
+    start_gateway, FilterOutcome, FilterRequest, GatewayConfig, HeaderMap, HeadersVerdict, Plugin,
+    RunningGateway, StreamInfo, UpstreamSpec,
 };
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -145,7 +145,11 @@ async fn a_repeated_authorization_header_is_refused_in_every_letter_case() {
     for variant in case_variants("authorization", 32) {
         // The honest token first, a second Authorization after it: the proxy's "first
         // value" would be the honest one, so the filter must look at all of them.
-        for second in [bearer(&t), "Bearer x.y.z".to_string(), "Basic YTpi".to_string()] {
+        for second in [
+            bearer(&t),
+            "Bearer x.y.z".to_string(),
+            "Basic YTpi".to_string(),
+        ] {
             let status = status_of(
                 &plugin,
                 request("GET", PODS)
@@ -354,8 +358,12 @@ async fn json_depth_bombs_wrong_claim_types_and_duplicate_keys() {
             now()
         )
     };
-    payloads.push(body(r#""email":"alice@example.com","email":"mallory@evil.example""#));
-    payloads.push(body(r#""email":"mallory@evil.example","email":"alice@example.com""#));
+    payloads.push(body(
+        r#""email":"alice@example.com","email":"mallory@evil.example""#,
+    ));
+    payloads.push(body(
+        r#""email":"mallory@evil.example","email":"alice@example.com""#,
+    ));
     payloads.push(body(r#""email":"alice@example.com","exp":1"#));
     payloads.push(body(
         r#""email":"alice@example.com","groups":["dev"],"groups":["system:masters"]"#,
@@ -494,10 +502,11 @@ async fn alg_none_in_any_letter_case_is_refused() {
     let plugin = load(&hostile::config());
     let payload = claims("alice@example.com", &["dev"], now()).to_string();
     let mut tried = 0;
-    for alg in case_variants("none", 16)
-        .into_iter()
-        .chain(["none ".to_string(), " none".to_string(), "nOnE\u{0}".to_string()])
-    {
+    for alg in case_variants("none", 16).into_iter().chain([
+        "none ".to_string(),
+        " none".to_string(),
+        "nOnE\u{0}".to_string(),
+    ]) {
         for kid in [Some(HMAC_KID), None] {
             let mut header = json!({"alg": alg, "typ": "JWT"});
             if let Some(kid) = kid {
@@ -563,7 +572,12 @@ async fn kid_path_tricks_long_kids_and_wrong_types_are_refused() {
         let outcome = plugin
             .handle(request("GET", PODS).header("authorization", &bearer(&with_kid(kid.clone()))))
             .await;
-        assert_eq!(refused(&outcome), 401, "kid {}", &kid.to_string()[..kid.to_string().len().min(40)]);
+        assert_eq!(
+            refused(&outcome),
+            401,
+            "kid {}",
+            &kid.to_string()[..kid.to_string().len().min(40)]
+        );
         if let FilterOutcome::LocalReply { body, .. } = &outcome {
             assert!(body.len() < 1024, "a long kid is echoed back");
             assert!(!String::from_utf8_lossy(body).contains(&long));
@@ -571,7 +585,10 @@ async fn kid_path_tricks_long_kids_and_wrong_types_are_refused() {
     }
     assert_no_trap(&plugin);
     let logs: Vec<String> = plugin.logs().into_iter().map(|l| l.message).collect();
-    assert!(!logs.iter().any(|l| l.contains(&long)), "a long kid reached the log");
+    assert!(
+        !logs.iter().any(|l| l.contains(&long)),
+        "a long kid reached the log"
+    );
 }
 
 // ---- Paths and methods ------------------------------------------------------------------------
@@ -590,7 +607,12 @@ async fn http_path_and_method_rules_hold_for_plain_requests() {
         (&alice, "GET", "/api/v1/namespaces/kube-system?watch=1", 403),
         (&reader, "GET", PODS, 200),
         (&reader, "GET", "/api/v1/namespaces/default/pods/x", 200),
-        (&reader, "GET", "/api/v1/namespaces/default/pods?limit=1", 200),
+        (
+            &reader,
+            "GET",
+            "/api/v1/namespaces/default/pods?limit=1",
+            200,
+        ),
         (&reader, "GET", "/api/v1/namespaces/default", 403),
         (&reader, "GET", "/api/v1/namespaces/kube-system/pods", 403),
         (&reader, "POST", "/api/v1/namespaces/default/pods/x", 403),
@@ -627,9 +649,21 @@ async fn http_path_rules_hold_against_encoding_dot_segments_and_slashes() {
         (&alice, "GET", "/api/v1/namespaces/kube%2Dsystem/secrets"),
         (&alice, "GET", "/api/v1/namespaces/%6Bube-system/secrets"),
         (&alice, "GET", "/%61pi/v1/namespaces/kube-system/secrets"),
-        (&alice, "GET", "/api/v1/namespaces/default/../kube-system/secrets"),
-        (&alice, "GET", "/api/v1/namespaces/default/%2e%2e/kube-system/secrets"),
-        (&alice, "GET", "/api/v1/namespaces/default%2F..%2Fkube-system/secrets"),
+        (
+            &alice,
+            "GET",
+            "/api/v1/namespaces/default/../kube-system/secrets",
+        ),
+        (
+            &alice,
+            "GET",
+            "/api/v1/namespaces/default/%2e%2e/kube-system/secrets",
+        ),
+        (
+            &alice,
+            "GET",
+            "/api/v1/namespaces/default%2F..%2Fkube-system/secrets",
+        ),
         (&alice, "GET", "/api/v1/namespaces//kube-system/secrets"),
         (&alice, "GET", "//api/v1/namespaces/kube-system/secrets"),
         (&alice, "GET", "/api/v1/./namespaces/kube-system/secrets"),
@@ -639,10 +673,22 @@ async fn http_path_rules_hold_against_encoding_dot_segments_and_slashes() {
         (&alice, "GET", "/api/v1/namespaces/default/pods/%zz"),
         (&alice, "delete", PODS),
         (&alice, "Delete", PODS),
-        (&reader, "GET", "/api/v1/namespaces/default/../kube-system/secrets/x"),
-        (&reader, "GET", "/api/v1/namespaces/default/%2E%2E/kube-system/secrets/x"),
+        (
+            &reader,
+            "GET",
+            "/api/v1/namespaces/default/../kube-system/secrets/x",
+        ),
+        (
+            &reader,
+            "GET",
+            "/api/v1/namespaces/default/%2E%2E/kube-system/secrets/x",
+        ),
         (&reader, "GET", "/api/v1/namespaces/default//pods"),
-        (&reader, "GET", "/api/v1/namespaces/default/pods%2F..%2F..%2Fkube-system"),
+        (
+            &reader,
+            "GET",
+            "/api/v1/namespaces/default/pods%2F..%2F..%2Fkube-system",
+        ),
     ] {
         let r = request(method, path).header("authorization", &bearer(who));
         assert_eq!(status_of(&plugin, r).await, 403, "{method} {path}");
@@ -681,7 +727,9 @@ async fn reconfiguration_refuses_bad_configs_and_applies_good_ones_to_new_stream
     let mutations: Vec<Box<dyn Fn(&mut Value)>> = vec![
         Box::new(|c| c["jwt"]["audience"] = json!("typo")),
         Box::new(|c| c["routes"] = json!([])),
-        Box::new(|c| c["routes"][0]["policy"] = json!([{"allow": {"or": [{"domian": {"is": "x"}}]}}])),
+        Box::new(|c| {
+            c["routes"][0]["policy"] = json!([{"allow": {"or": [{"domian": {"is": "x"}}]}}])
+        }),
         Box::new(|c| c["routes"][0]["kubernetes_service_account_token_env"] = json!("NOT_SET")),
         Box::new(|c| c["jwt"]["jwks"]["keys"][0]["x"] = json!("not base64!")),
         Box::new(|c| c["jwt"]["hmac_secrets"][0]["secret_base64"] = json!("c2hvcnQ")),
@@ -716,15 +764,27 @@ async fn reconfiguration_refuses_bad_configs_and_applies_good_ones_to_new_stream
     good["routes"][0]["policy"] = json!({"allow": {"or": [{"domain": {"is": "partner.example"}}]}});
     plugin.reconfigure(good.to_string()).unwrap();
 
-    let headers = HeaderMap::from_pairs(pods().headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+    let headers = HeaderMap::from_pairs(
+        pods()
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes())),
+    );
     match in_flight.request_headers(headers, true).await {
         HeadersVerdict::Continue(headers) => {
-            assert_eq!(headers.get_first_str("impersonate-user").as_deref(), Some("alice@example.com"));
+            assert_eq!(
+                headers.get_first_str("impersonate-user").as_deref(),
+                Some("alice@example.com")
+            );
         }
         other => panic!("the in-flight stream lost its configuration: {other:?}"),
     }
     in_flight.finish();
-    assert_eq!(status_of(&plugin, pods()).await, 403, "new requests use the new policy");
+    assert_eq!(
+        status_of(&plugin, pods()).await,
+        403,
+        "new requests use the new policy"
+    );
     let (_, rita) = reader();
     let r = request("GET", PODS).header("authorization", &bearer(&rita));
     assert_eq!(status_of(&plugin, r).await, 200);
@@ -751,10 +811,21 @@ async fn recording_upstream() -> (SocketAddr, Seen) {
                         let headers = req
                             .headers()
                             .iter()
-                            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                            .map(|(n, v)| {
+                                (
+                                    n.to_string(),
+                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                )
+                            })
                             .collect();
-                        record.lock().unwrap().push((req.method().to_string(), req.uri().to_string(), headers));
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"upstream-ok"))))
+                        record.lock().unwrap().push((
+                            req.method().to_string(),
+                            req.uri().to_string(),
+                            headers,
+                        ));
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                            b"upstream-ok",
+                        ))))
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -778,7 +849,10 @@ async fn gateway() -> (RunningGateway, Seen) {
     (gateway, seen)
 }
 
-async fn tls(gateway: &RunningGateway, alpn: &[u8]) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+async fn tls(
+    gateway: &RunningGateway,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut gateway.ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -793,7 +867,10 @@ async fn tls(gateway: &RunningGateway, alpn: &[u8]) -> tokio_rustls::client::Tls
     config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
     let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
         .await
         .unwrap();
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(alpn));
@@ -801,11 +878,17 @@ async fn tls(gateway: &RunningGateway, alpn: &[u8]) -> tokio_rustls::client::Tls
 }
 
 /// One HTTP/2 request; headers are sent as given (HTTP/2 names are lower case on the wire).
-async fn send_h2(gateway: &RunningGateway, method: &str, path: &str, headers: &[(String, String)]) -> (u16, Vec<u8>) {
+async fn send_h2(
+    gateway: &RunningGateway,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> (u16, Vec<u8>) {
     let stream = tls(gateway, b"h2").await;
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(connection);
     let mut builder = hyper::Request::builder()
         .method(method)
@@ -813,27 +896,46 @@ async fn send_h2(gateway: &RunningGateway, method: &str, path: &str, headers: &[
     for (name, value) in headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    let response = tokio::time::timeout(LIMIT, sender.send_request(builder.body(Full::new(Bytes::new())).unwrap()))
+    let response = tokio::time::timeout(
+        LIMIT,
+        sender.send_request(builder.body(Full::new(Bytes::new())).unwrap()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
         .await
         .unwrap()
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        .to_bytes()
+        .to_vec();
     (status, body)
 }
 
 /// One HTTP/1.1 request written byte for byte, so header names keep their letter case and
 /// order on the wire; returns the status and the whole response.
-async fn send_h1_raw(gateway: &RunningGateway, method: &str, path: &str, headers: &[(String, String)]) -> (u16, String) {
+async fn send_h1_raw(
+    gateway: &RunningGateway,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> (u16, String) {
     let mut stream = tls(gateway, b"http/1.1").await;
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\n", gateway.addr.port());
+    let mut text = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\n",
+        gateway.addr.port()
+    );
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
     text.push_str("Connection: close\r\n\r\n");
     stream.write_all(text.as_bytes()).await.unwrap();
     let mut response = Vec::new();
-    let _ = tokio::time::timeout(LIMIT, stream.read_to_end(&mut response)).await.unwrap();
+    let _ = tokio::time::timeout(LIMIT, stream.read_to_end(&mut response))
+        .await
+        .unwrap();
     let response = String::from_utf8_lossy(&response).into_owned();
     let status = response
         .split_whitespace()
@@ -872,10 +974,25 @@ async fn over_https_h2_and_h1_the_upstream_sees_only_the_gateways_credentials_an
     let (c, t) = alice();
     let smuggled = smuggling_headers(&t);
 
-    let lower: Vec<(String, String)> = smuggled.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect();
-    let (status, body) = send_h2(&gateway, "GET", "/api/v1/namespaces/default/pods?limit=500", &lower).await;
+    let lower: Vec<(String, String)> = smuggled
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .collect();
+    let (status, body) = send_h2(
+        &gateway,
+        "GET",
+        "/api/v1/namespaces/default/pods?limit=500",
+        &lower,
+    )
+    .await;
     assert_eq!((status, body.as_slice()), (200, &b"upstream-ok"[..]));
-    let (status, response) = send_h1_raw(&gateway, "GET", "/api/v1/namespaces/default/pods?limit=500", &smuggled).await;
+    let (status, response) = send_h1_raw(
+        &gateway,
+        "GET",
+        "/api/v1/namespaces/default/pods?limit=500",
+        &smuggled,
+    )
+    .await;
     assert_eq!(status, 200, "{response}");
     assert!(response.ends_with("upstream-ok"));
 
@@ -900,16 +1017,56 @@ async fn over_https_refused_requests_never_reach_the_upstream() {
     let unsigned = format!(
         "{}.{}.",
         hostile::b64(header.as_bytes()),
-        hostile::b64(claims("alice@example.com", &[], now()).to_string().as_bytes())
+        hostile::b64(
+            claims("alice@example.com", &[], now())
+                .to_string()
+                .as_bytes()
+        )
     );
     let refusals: Vec<(&str, &str, Vec<(String, String)>, u16)> = vec![
         ("GET", PODS, vec![], 401),
-        ("GET", PODS, vec![("authorization".into(), bearer(&unsigned))], 401),
-        ("GET", PODS, vec![("authorization".into(), bearer(&t)), ("authorization".into(), bearer(&t))], 401),
-        ("GET", PODS, vec![("authorization".into(), bearer(&t)), ("cookie".into(), format!("{SESSION_COOKIE}={other}"))], 401),
-        ("DELETE", PODS, vec![("authorization".into(), bearer(&t))], 403),
-        ("GET", "/api/v1/namespaces/kube-system/secrets", vec![("authorization".into(), bearer(&t))], 403),
-        ("GET", "/api/v1/namespaces/other/pods", vec![("authorization".into(), bearer(&other))], 403),
+        (
+            "GET",
+            PODS,
+            vec![("authorization".into(), bearer(&unsigned))],
+            401,
+        ),
+        (
+            "GET",
+            PODS,
+            vec![
+                ("authorization".into(), bearer(&t)),
+                ("authorization".into(), bearer(&t)),
+            ],
+            401,
+        ),
+        (
+            "GET",
+            PODS,
+            vec![
+                ("authorization".into(), bearer(&t)),
+                ("cookie".into(), format!("{SESSION_COOKIE}={other}")),
+            ],
+            401,
+        ),
+        (
+            "DELETE",
+            PODS,
+            vec![("authorization".into(), bearer(&t))],
+            403,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/kube-system/secrets",
+            vec![("authorization".into(), bearer(&t))],
+            403,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/other/pods",
+            vec![("authorization".into(), bearer(&other))],
+            403,
+        ),
     ];
     for (method, path, headers, expected) in &refusals {
         let (status, body) = send_h2(&gateway, method, path, headers).await;
@@ -919,7 +1076,16 @@ async fn over_https_refused_requests_never_reach_the_upstream() {
         let mixed: Vec<(String, String)> = headers
             .iter()
             .enumerate()
-            .map(|(i, (n, v))| (if i % 2 == 0 { n.to_ascii_uppercase() } else { n.clone() }, v.clone()))
+            .map(|(i, (n, v))| {
+                (
+                    if i % 2 == 0 {
+                        n.to_ascii_uppercase()
+                    } else {
+                        n.clone()
+                    },
+                    v.clone(),
+                )
+            })
             .collect();
         let (status, response) = send_h1_raw(&gateway, method, path, &mixed).await;
         assert_eq!(status, *expected, "h1 {method} {path}: {response}");
@@ -928,12 +1094,59 @@ async fn over_https_refused_requests_never_reach_the_upstream() {
     let huge = vec![("authorization".to_string(), bearer(&"A".repeat(200_000)))];
     let (status, _) = send_h1_raw(&gateway, "GET", PODS, &huge).await;
     assert!(status == 401 || status == 431 || status == 0, "{status}");
-    assert!(seen.lock().unwrap().is_empty(), "a refused request reached the upstream");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "a refused request reached the upstream"
+    );
 
     // Positive control on the same gateway.
-    let (status, _) = send_h2(&gateway, "GET", PODS, &[("authorization".into(), bearer(&t))]).await;
+    let (status, _) = send_h2(
+        &gateway,
+        "GET",
+        PODS,
+        &[("authorization".into(), bearer(&t))],
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert_no_trap(&gateway.plugin);
     gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bearer_token_in_the_websocket_subprotocols_never_reaches_the_api_server() {
+    // The API server authenticates `base64url.bearer.authorization.k8s.io.<token>` in
+    // Sec-WebSocket-Protocol as it does Authorization; it is a client credential.
+    let plugin = load(&hostile::config());
+    let (c, t) = alice();
+    let smuggled = format!(
+        "base64url.bearer.authorization.k8s.io.{}",
+        hostile::b64(b"another-token")
+    );
+    let exec = "/api/v1/namespaces/default/pods/nginx-1/exec?command=sh&stdin=true&tty=true";
+    for name in case_variants("sec-websocket-protocol", 6) {
+        for value in [
+            format!("v5.channel.k8s.io, {smuggled}, v4.channel.k8s.io"),
+            format!("{} ,v5.channel.k8s.io", smuggled.to_ascii_uppercase()),
+        ] {
+            let outcome = plugin
+                .handle(
+                    request("GET", exec)
+                        .header("connection", "Upgrade")
+                        .header("upgrade", "websocket")
+                        .header(&name, &value)
+                        .header("authorization", &bearer(&t)),
+                )
+                .await;
+            let headers = forwarded(&outcome);
+            assert_clean_upstream(headers, common::SA_TOKEN, &c, Some(&t));
+            assert!(!headers
+                .iter()
+                .any(|(_, v)| v.contains(&hostile::b64(b"another-token"))));
+            // kubectl's channel subprotocols still reach the API server.
+            assert_eq!(values(headers, "sec-websocket-protocol").len(), 1);
+            assert!(values(headers, "sec-websocket-protocol")[0].contains("v5.channel.k8s.io"));
+        }
+    }
+    assert_no_trap(&plugin);
 }

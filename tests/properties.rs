@@ -52,6 +52,7 @@ fn smuggling_name(with_credentials: bool) -> BoxedStrategy<String> {
         Just("impersonate-uid".to_string()).boxed(),
         Just("impersonate-extra-scopes".to_string()).boxed(),
         "impersonate-[a-z0-9%._-]{0,16}".boxed(),
+        Just("sec-websocket-protocol".to_string()).boxed(),
         "x-[a-z-]{1,12}".boxed(),
         Just("accept".to_string()).boxed(),
         Just("x-forwarded-for".to_string()).boxed(),
@@ -73,6 +74,8 @@ fn header_value() -> BoxedStrategy<String> {
         "[ -~]{0,8}".prop_map(|v| format!("Bearer {v}")),
         "[a-z]{1,8}".prop_map(|v| format!("{SESSION_COOKIE}={v}; other=1")),
         Just("system:masters".to_string()),
+        "[a-zA-Z0-9]{0,12}"
+            .prop_map(|v| format!("v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.{v}")),
     ]
     .boxed()
 }
@@ -155,13 +158,27 @@ fn place() -> BoxedStrategy<Place> {
     .boxed()
 }
 
-fn with_token(mut headers: Vec<(String, String)>, token: &str, place: &Place, at: usize) -> Vec<(String, String)> {
+fn with_token(
+    mut headers: Vec<(String, String)>,
+    token: &str,
+    place: &Place,
+    at: usize,
+) -> Vec<(String, String)> {
     let header = match place {
         Place::Header { scheme_mask, pad } => {
             let spaces = " ".repeat(*pad);
-            ("authorization".to_string(), format!("{}{spaces}{token}{spaces}", mix_case("Bearer ", *scheme_mask)))
+            (
+                "authorization".to_string(),
+                format!(
+                    "{}{spaces}{token}{spaces}",
+                    mix_case("Bearer ", *scheme_mask)
+                ),
+            )
         }
-        Place::Cookie => ("cookie".to_string(), format!("theme=dark; {SESSION_COOKIE}={token}; lang=en")),
+        Place::Cookie => (
+            "cookie".to_string(),
+            format!("theme=dark; {SESSION_COOKIE}={token}; lang=en"),
+        ),
     };
     let at = at % (headers.len() + 1);
     headers.insert(at, header);
@@ -281,33 +298,46 @@ fn the_wasm_filter_forwards_exactly_what_the_gate_allows() {
     let forwarded_count = std::cell::Cell::new(0u64);
     let refused_count = std::cell::Cell::new(0u64);
     runner
-        .run(&strategy, |((extra, claims, sign_it), place, at, method)| {
-            let token = sign(&claims);
-            let rest = if sign_it { with_token(extra, &token, &place, at) } else { extra };
-            let headers = request_headers(method, "/api/v1/namespaces/default/pods", rest);
-            let native = decide(&config, &mut VerifiedTokenCache::new(0), &headers, now());
-            let mut request = FilterRequest::new(method, "/api/v1/namespaces/default/pods", "localhost:8443");
-            for (name, value) in headers.iter().skip(3) {
-                request = request.header(name, value);
-            }
-            let outcome = runtime.block_on(plugin.handle(request));
-            match (&native.outcome, &outcome) {
-                (Outcome::Allow(_), FilterOutcome::Forward { headers: forwarded, .. }) => {
-                    assert_clean_upstream(forwarded, common::SA_TOKEN, &claims, Some(&token));
-                    forwarded_count.set(forwarded_count.get() + 1);
+        .run(
+            &strategy,
+            |((extra, claims, sign_it), place, at, method)| {
+                let token = sign(&claims);
+                let rest = if sign_it {
+                    with_token(extra, &token, &place, at)
+                } else {
+                    extra
+                };
+                let headers = request_headers(method, "/api/v1/namespaces/default/pods", rest);
+                let native = decide(&config, &mut VerifiedTokenCache::new(0), &headers, now());
+                let mut request =
+                    FilterRequest::new(method, "/api/v1/namespaces/default/pods", "localhost:8443");
+                for (name, value) in headers.iter().skip(3) {
+                    request = request.header(name, value);
                 }
-                (Outcome::Refuse(refusal), FilterOutcome::LocalReply { status, .. }) => {
-                    prop_assert_eq!(refusal.code, *status);
-                    refused_count.set(refused_count.get() + 1);
+                let outcome = runtime.block_on(plugin.handle(request));
+                match (&native.outcome, &outcome) {
+                    (
+                        Outcome::Allow(_),
+                        FilterOutcome::Forward {
+                            headers: forwarded, ..
+                        },
+                    ) => {
+                        assert_clean_upstream(forwarded, common::SA_TOKEN, &claims, Some(&token));
+                        forwarded_count.set(forwarded_count.get() + 1);
+                    }
+                    (Outcome::Refuse(refusal), FilterOutcome::LocalReply { status, .. }) => {
+                        prop_assert_eq!(refusal.code, *status);
+                        refused_count.set(refused_count.get() + 1);
+                    }
+                    (native, wasm) => {
+                        return Err(TestCaseError::fail(format!(
+                            "native {native:?} but the module gave {wasm:?}"
+                        )))
+                    }
                 }
-                (native, wasm) => {
-                    return Err(TestCaseError::fail(format!(
-                        "native {native:?} but the module gave {wasm:?}"
-                    )))
-                }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .unwrap();
     let (forwarded, refused) = (forwarded_count.get(), refused_count.get());
     assert!(

@@ -78,14 +78,18 @@ fn garbage_token(rng: &mut Rng) -> String {
         // Well-formed, signed by the trusted key, but expired / foreign / not yet valid.
         2 => sign(&json!({"iss": hostile::ISSUER, "aud": hostile::AUDIENCE,
                           "email": "late@example.com", "exp": t - 120 - rng.below(1000) as u64})),
-        3 => sign(&json!({"iss": "https://evil.example", "aud": hostile::AUDIENCE,
-                          "email": "x@example.com", "exp": t + 300})),
+        3 => sign(
+            &json!({"iss": "https://evil.example", "aud": hostile::AUDIENCE,
+                          "email": "x@example.com", "exp": t + 300}),
+        ),
         4 => sign(&json!({"iss": hostile::ISSUER, "aud": hostile::AUDIENCE,
                           "email": "early@example.com", "nbf": t + 3600, "exp": t + 7200})),
         // Signed with another secret.
         5 => sign_raw_with(
             format!(r#"{{"alg":"HS256","kid":"{HMAC_KID}"}}"#).as_bytes(),
-            hostile::claims("a@example.com", &[], t).to_string().as_bytes(),
+            hostile::claims("a@example.com", &[], t)
+                .to_string()
+                .as_bytes(),
             &rng.bytes(32),
         ),
         // Random JSON-ish header and payload under the trusted key.
@@ -112,14 +116,22 @@ fn garbage_token(rng: &mut Rng) -> String {
 }
 
 fn garbage_request(rng: &mut Rng) -> FilterRequest {
-    let method = rng.pick(&["GET", "POST", "DELETE", "get", "PATCH", "G E T", "", "OPTIONS"]);
+    let method = rng.pick(&[
+        "GET", "POST", "DELETE", "get", "PATCH", "G E T", "", "OPTIONS",
+    ]);
     let path = match rng.below(4) {
         0 => "/api/v1/namespaces/default/pods".to_string(),
         1 => format!("/{}", rng.text_upto(300)),
         2 => rng.text_upto(50),
         _ => format!("/api/v1/namespaces/{}/secrets?watch=1", rng.text(10)),
     };
-    let authority = rng.pick(&["localhost:8443", "LOCALHOST", "evil.example", "", "localhost."]);
+    let authority = rng.pick(&[
+        "localhost:8443",
+        "LOCALHOST",
+        "evil.example",
+        "",
+        "localhost.",
+    ]);
     let mut request = FilterRequest::new(method, &path, authority);
     for _ in 0..rng.below(8) {
         let name = rng.pick(&[
@@ -157,9 +169,14 @@ async fn run(
             let plugin = plugin.clone();
             set.spawn(async move { plugin.handle(request).await });
         }
-        let Some(done) = set.join_next().await else { break };
+        let Some(done) = set.join_next().await else {
+            break;
+        };
         outcomes.push(done.expect("the request task"));
-        assert!(Instant::now() < deadline, "the soak run exceeded {TIME_LIMIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the soak run exceeded {TIME_LIMIT:?}"
+        );
     }
     outcomes
 }
@@ -180,7 +197,11 @@ fn assert_no_trap(plugin: &Plugin) {
         .map(|l| l.message)
         .filter(|m| m.contains("fail closed") || m.contains("trapped") || m.contains("panicked"))
         .collect();
-    assert!(traps.is_empty(), "the filter trapped: {:?}", &traps[..traps.len().min(3)]);
+    assert!(
+        traps.is_empty(),
+        "the filter trapped: {:?}",
+        &traps[..traps.len().min(3)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,10 +209,18 @@ async fn twenty_thousand_garbage_requests_never_trap_never_pass_and_leave_memory
     let deadline = Instant::now() + TIME_LIMIT;
     let plugin = Arc::new(Plugin::load(common::spec(&hostile::config(), 2)).unwrap());
     let mut rng = Rng(0x6b75_6265_6761_7465);
-    let requests: Vec<FilterRequest> = (0..GARBAGE_REQUESTS).map(|_| garbage_request(&mut rng)).collect();
+    let requests: Vec<FilterRequest> = (0..GARBAGE_REQUESTS)
+        .map(|_| garbage_request(&mut rng))
+        .collect();
     let mut requests = requests.into_iter();
 
-    let mut outcomes = run(&plugin, requests.by_ref().take(WARM_UP).collect(), IN_FLIGHT, deadline).await;
+    let mut outcomes = run(
+        &plugin,
+        requests.by_ref().take(WARM_UP).collect(),
+        IN_FLIGHT,
+        deadline,
+    )
+    .await;
     let warm = memory(&plugin).await;
     outcomes.extend(run(&plugin, requests.collect(), IN_FLIGHT, deadline).await);
     let after = memory(&plugin).await;
@@ -205,11 +234,21 @@ async fn twenty_thousand_garbage_requests_never_trap_never_pass_and_leave_memory
             FilterOutcome::Failed { status, reason } => panic!("trap: {status} {reason}"),
         }
     }
-    assert!(statuses.keys().all(|s| matches!(s, 401 | 403 | 404)), "{statuses:?}");
-    assert!(statuses.get(&401).copied().unwrap_or(0) > GARBAGE_REQUESTS / 4, "{statuses:?}");
+    assert!(
+        statuses.keys().all(|s| matches!(s, 401 | 403 | 404)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.get(&401).copied().unwrap_or(0) > GARBAGE_REQUESTS / 4,
+        "{statuses:?}"
+    );
     let counted: u64 = ["unauthenticated", "forbidden", "not_found"]
         .iter()
-        .map(|k| plugin.metric(&format!("kubegate.requests.{k}")).unwrap_or(0))
+        .map(|k| {
+            plugin
+                .metric(&format!("kubegate.requests.{k}"))
+                .unwrap_or(0)
+        })
         .sum();
     assert_eq!(counted, GARBAGE_REQUESTS as u64);
     assert_eq!(plugin.metric("kubegate.requests.allowed"), Some(0));
@@ -217,8 +256,15 @@ async fn twenty_thousand_garbage_requests_never_trap_never_pass_and_leave_memory
 
     // Nothing is cached for garbage; the allocator reuses what the warm-up took.
     for (vm, (w, a)) in warm.iter().zip(&after).enumerate() {
-        eprintln!("VM {vm}: {} KiB after warm-up, {} KiB after {GARBAGE_REQUESTS} requests", w / 1024, a / 1024);
-        assert!(a - w <= MIB, "VM {vm} grew from {w} to {a} bytes on garbage");
+        eprintln!(
+            "VM {vm}: {} KiB after warm-up, {} KiB after {GARBAGE_REQUESTS} requests",
+            w / 1024,
+            a / 1024
+        );
+        assert!(
+            a - w <= MIB,
+            "VM {vm} grew from {w} to {a} bytes on garbage"
+        );
     }
 }
 
@@ -228,7 +274,10 @@ async fn a_flood_of_distinct_valid_tokens_stays_within_the_cache_bound() {
     const FLOOD: usize = 4 * CACHE;
     let deadline = Instant::now() + TIME_LIMIT;
     let config = hostile::config();
-    assert!(config["jwt"].get("cache_entries").is_none(), "the default bound is tested");
+    assert!(
+        config["jwt"].get("cache_entries").is_none(),
+        "the default bound is tested"
+    );
     // One VM, so every token lands in the same cache; requests one at a time, so the
     // cache's recency order is the sending order.
     let plugin = Arc::new(Plugin::load(common::spec(&config, 1)).unwrap());
@@ -252,10 +301,22 @@ async fn a_flood_of_distinct_valid_tokens_stays_within_the_cache_bound() {
             .count()
     };
 
-    let outcomes = run(&plugin, tokens[..CACHE].iter().map(request).collect(), 1, deadline).await;
+    let outcomes = run(
+        &plugin,
+        tokens[..CACHE].iter().map(request).collect(),
+        1,
+        deadline,
+    )
+    .await;
     assert_eq!(forwarded(&outcomes), CACHE);
     let full = memory(&plugin).await[0];
-    let outcomes = run(&plugin, tokens[CACHE..].iter().map(request).collect(), 1, deadline).await;
+    let outcomes = run(
+        &plugin,
+        tokens[CACHE..].iter().map(request).collect(),
+        1,
+        deadline,
+    )
+    .await;
     assert_eq!(forwarded(&outcomes), FLOOD);
     let flooded = memory(&plugin).await[0];
     eprintln!(
@@ -267,7 +328,10 @@ async fn a_flood_of_distinct_valid_tokens_stays_within_the_cache_bound() {
         flooded - full <= MIB,
         "memory grew from {full} to {flooded} bytes: the cache is not bounded"
     );
-    assert_eq!(plugin.metric("kubegate.jwt.cache_misses"), Some((CACHE + FLOOD) as u64));
+    assert_eq!(
+        plugin.metric("kubegate.jwt.cache_misses"),
+        Some((CACHE + FLOOD) as u64)
+    );
     assert_eq!(plugin.metric("kubegate.jwt.cache_hits"), Some(0));
 
     // The cache holds exactly the most recent `CACHE` tokens: they hit, an older one misses.
@@ -277,6 +341,9 @@ async fn a_flood_of_distinct_valid_tokens_stays_within_the_cache_bound() {
     assert_eq!(plugin.metric("kubegate.jwt.cache_hits"), Some(CACHE as u64));
     let outcomes = run(&plugin, vec![request(&tokens[CACHE])], 1, deadline).await;
     assert_eq!(forwarded(&outcomes), 1);
-    assert_eq!(plugin.metric("kubegate.jwt.cache_misses"), Some((CACHE + FLOOD + 1) as u64));
+    assert_eq!(
+        plugin.metric("kubegate.jwt.cache_misses"),
+        Some((CACHE + FLOOD + 1) as u64)
+    );
     assert_no_trap(&plugin);
 }

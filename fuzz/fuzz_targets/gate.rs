@@ -132,7 +132,10 @@ fn gate_normalises_paths(config: &Config) -> bool {
     }));
     let headers = vec![
         (":method".to_string(), "GET".to_string()),
-        (":path".to_string(), "/api/v1/namespaces/kube%2Dsystem/secrets".to_string()),
+        (
+            ":path".to_string(),
+            "/api/v1/namespaces/kube%2Dsystem/secrets".to_string(),
+        ),
         (":authority".to_string(), "k8s.example.com".to_string()),
         ("authorization".to_string(), format!("Bearer {token}")),
     ];
@@ -170,7 +173,18 @@ fuzz_target!(|input: Input| {
     if let Some((token, place)) = &input.token {
         let token_text = match token {
             Token::Raw(t) => t.clone(),
-            Token::Session { email, example_domain, groups, sub, project, exp_delta, iat_delta, aud_list, extra_key, extra_value } => {
+            Token::Session {
+                email,
+                example_domain,
+                groups,
+                sub,
+                project,
+                exp_delta,
+                iat_delta,
+                aud_list,
+                extra_key,
+                extra_value,
+            } => {
                 let email = match (email, example_domain) {
                     (Some(e), true) => format!("{e}@example.com"),
                     (Some(e), false) => e.clone(),
@@ -210,13 +224,21 @@ fuzz_target!(|input: Input| {
                 let spaces = " ".repeat(usize::from(pad % 4));
                 headers.push((
                     "authorization".into(),
-                    format!("{}{spaces}{token_text}{spaces}", mix_case("Bearer ", *scheme_mask)),
+                    format!(
+                        "{}{spaces}{token_text}{spaces}",
+                        mix_case("Bearer ", *scheme_mask)
+                    ),
                 ));
             }
-            Place::Cookie => headers.push(("cookie".into(), format!("{SESSION_COOKIE}={token_text}"))),
+            Place::Cookie => {
+                headers.push(("cookie".into(), format!("{SESSION_COOKIE}={token_text}")))
+            }
             Place::Both => {
                 headers.push(("authorization".into(), format!("Bearer {token_text}")));
-                headers.push(("cookie".into(), format!("a=b; {SESSION_COOKIE}={token_text}")));
+                headers.push((
+                    "cookie".into(),
+                    format!("a=b; {SESSION_COOKIE}={token_text}"),
+                ));
             }
             Place::BothWithOther(other) => {
                 headers.push(("authorization".into(), format!("Bearer {token_text}")));
@@ -232,7 +254,10 @@ fuzz_target!(|input: Input| {
             assert!(!line.contains('\n'));
             assert!(!line.contains(SA_TOKEN));
             if let Some((token, _)) = &signed {
-                assert!(!line.contains(token.as_str()), "the log line holds the token");
+                assert!(
+                    !line.contains(token.as_str()),
+                    "the log line holds the token"
+                );
             }
             match decision.outcome {
                 Outcome::Refuse(refusal) => {
@@ -253,7 +278,10 @@ fuzz_target!(|input: Input| {
                         vec![claims["email"].as_str().expect("a user")]
                     );
                     let groups: Vec<&str> = match &claims["groups"] {
-                        Value::Array(list) => list.iter().map(|g| g.as_str().expect("string groups")).collect(),
+                        Value::Array(list) => list
+                            .iter()
+                            .map(|g| g.as_str().expect("string groups"))
+                            .collect(),
                         Value::String(g) => vec![g.as_str()],
                         _ => Vec::new(),
                     };
@@ -262,15 +290,23 @@ fuzz_target!(|input: Input| {
                         values(&forwarded, "impersonate-uid"),
                         claims["sub"].as_str().into_iter().collect::<Vec<_>>()
                     );
-                    for group in groups.iter().chain(std::iter::once(&claims["email"].as_str().unwrap_or(""))) {
+                    for group in groups
+                        .iter()
+                        .chain(std::iter::once(&claims["email"].as_str().unwrap_or("")))
+                    {
                         assert!(!group.to_ascii_lowercase().starts_with("system:"));
                     }
-                    let route_is_k8s = decision.log.route.as_deref() == Some("https://k8s.example.com");
+                    let route_is_k8s =
+                        decision.log.route.as_deref() == Some("https://k8s.example.com");
                     if route_is_k8s {
-                        assert!(claims["email"].as_str().unwrap_or("").ends_with("@example.com"));
+                        assert!(claims["email"]
+                            .as_str()
+                            .unwrap_or("")
+                            .ends_with("@example.com"));
                         assert_ne!(method, "DELETE", "the DELETE deny rule was bypassed");
                         if *normalises {
-                            let judged = kubegate::path::policy_path(&path).expect("an allowed path is unambiguous");
+                            let judged = kubegate::path::policy_path(&path)
+                                .expect("an allowed path is unambiguous");
                             assert!(
                                 !judged.starts_with("/api/v1/namespaces/kube-system"),
                                 "the kube-system deny rule was bypassed with {path:?}"

@@ -19,7 +19,10 @@ fn token_of(data: &[u8]) -> Option<(String, bool)> {
         1 => {
             let split = rest.iter().position(|b| *b == 0xff).unwrap_or(rest.len());
             let (header, payload) = rest.split_at(split);
-            (sign_hs256(header, payload.get(1..).unwrap_or_default()), false)
+            (
+                sign_hs256(header, payload.get(1..).unwrap_or_default()),
+                false,
+            )
         }
         _ => {
             let header = format!(r#"{{"alg":"HS256","kid":"{HMAC_KID}","typ":"JWT"}}"#);

@@ -47,10 +47,17 @@ fuzz_target!(|input: Input| {
     let plan = plan(&headers, &sources, &identity, SA_TOKEN);
     let forwarded = apply_plan(&headers, &plan);
     assert_forwarded_is_clean(&forwarded, &plan, SA_TOKEN, cookie.as_deref());
-    assert_eq!(values(&forwarded, "impersonate-user"), vec![identity.user.as_str()]);
+    assert_eq!(
+        values(&forwarded, "impersonate-user"),
+        vec![identity.user.as_str()]
+    );
     assert_eq!(
         values(&forwarded, "impersonate-group"),
-        identity.groups.iter().map(String::as_str).collect::<Vec<_>>()
+        identity
+            .groups
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
     );
     assert_eq!(
         values(&forwarded, "impersonate-uid"),
@@ -67,7 +74,10 @@ fuzz_target!(|input: Input| {
     if let Some(name) = input.custom_header {
         let name = name.to_ascii_lowercase();
         if !name.starts_with("impersonate-") && name != "authorization" {
-            assert!(values(&forwarded, &name).is_empty(), "the token's header passed");
+            assert!(
+                values(&forwarded, &name).is_empty(),
+                "the token's header passed"
+            );
         }
     }
 });

@@ -10,7 +10,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.split(|b| *b == 0);
     let mut next = || String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-    let (policy, claims, method, path, email, groups) = (next(), next(), next(), next(), next(), next());
+    let (policy, claims, method, path, email, groups) =
+        (next(), next(), next(), next(), next(), next());
     let Ok(value) = serde_json::from_str::<serde_json::Value>(&policy) else {
         return;
     };
@@ -20,10 +21,17 @@ fuzz_target!(|data: &[u8]| {
     let claims = serde_json::from_str::<serde_json::Value>(&claims)
         .ok()
         .and_then(|v| v.as_object().cloned());
-    let groups: Vec<String> = groups.split(',').filter(|g| !g.is_empty()).map(str::to_owned).collect();
+    let groups: Vec<String> = groups
+        .split(',')
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect();
     let facts = Facts {
         claims: claims.as_ref(),
-        user_id: claims.as_ref().and_then(|c| c.get("sub")).and_then(|v| v.as_str()),
+        user_id: claims
+            .as_ref()
+            .and_then(|c| c.get("sub"))
+            .and_then(|v| v.as_str()),
         email: (!email.is_empty()).then_some(email.as_str()),
         groups: &groups,
         method: &method,
@@ -35,6 +43,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(first.reason, second.reason);
     let _ = first.reason.to_string();
     if !value.to_string().contains("allow") {
-        assert!(!first.allowed, "a policy without allow rules allowed a request");
+        assert!(
+            !first.allowed,
+            "a policy without allow rules allowed a request"
+        );
     }
 });

@@ -46,7 +46,10 @@ fuzz_target!(|input: Input| {
         .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
         .count();
     if authorizations > 1 {
-        assert!(result.is_err(), "a repeated Authorization header was accepted");
+        assert!(
+            result.is_err(),
+            "a repeated Authorization header was accepted"
+        );
     }
     if let Ok(Some(token)) = &result {
         assert!(!token.is_empty());

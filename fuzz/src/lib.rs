@@ -79,6 +79,7 @@ pub enum HeaderName {
     ImpersonateUid,
     ImpersonateExtra(String),
     Impersonate(String),
+    WebSocketProtocol,
     Other(String),
 }
 
@@ -100,6 +101,7 @@ impl FuzzHeader {
             HeaderName::ImpersonateUid => "impersonate-uid".to_string(),
             HeaderName::ImpersonateExtra(key) => format!("impersonate-extra-{key}"),
             HeaderName::Impersonate(rest) => format!("impersonate-{rest}"),
+            HeaderName::WebSocketProtocol => "sec-websocket-protocol".to_string(),
             HeaderName::Other(name) => name.clone(),
         };
         (mix_case(&base, self.case_mask), self.value.clone())
@@ -173,11 +175,23 @@ pub fn assert_forwarded_is_clean(
         impersonation, planned,
         "a client impersonate-* header reached the upstream"
     );
+    for value in values(forwarded, "sec-websocket-protocol") {
+        assert!(
+            !value.split(',').any(|p| p
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("base64url.bearer.authorization.k8s.io.")),
+            "a WebSocket bearer subprotocol reached the upstream: {value:?}"
+        );
+    }
     if let Some(cookie) = session_cookie {
         for value in values(forwarded, "cookie") {
             for pair in value.split(';') {
                 let key = pair.split_once('=').map_or(pair, |(k, _)| k).trim();
-                assert_ne!(key, cookie, "the session cookie reached the upstream: {value:?}");
+                assert_ne!(
+                    key, cookie,
+                    "the session cookie reached the upstream: {value:?}"
+                );
             }
         }
     }

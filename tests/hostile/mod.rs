@@ -98,7 +98,11 @@ pub fn mix_case(name: &str, mask: u64) -> String {
 
 /// Every spelling of `name` that differs only in letter case (at most `limit`).
 pub fn case_variants(name: &str, limit: usize) -> Vec<String> {
-    let letters = name.chars().filter(char::is_ascii_alphabetic).count().min(20);
+    let letters = name
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .count()
+        .min(20);
     let total = 1u64 << letters;
     let step = (total / limit as u64).max(1);
     let mut out: Vec<String> = (0..total)
@@ -191,8 +195,20 @@ pub fn assert_clean_upstream(
     for value in values(forwarded, "cookie") {
         for pair in value.split(';') {
             let key = pair.split_once('=').map_or(pair, |(k, _)| k).trim();
-            assert_ne!(key, SESSION_COOKIE, "the session cookie reached the API server");
+            assert_ne!(
+                key, SESSION_COOKIE,
+                "the session cookie reached the API server"
+            );
         }
+    }
+    for value in values(forwarded, "sec-websocket-protocol") {
+        assert!(
+            !value.split(',').any(|p| p
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("base64url.bearer.authorization.k8s.io.")),
+            "a bearer token in Sec-WebSocket-Protocol reached the API server: {value}"
+        );
     }
     if let Some(token) = client_token {
         assert!(

@@ -23,7 +23,10 @@ async fn memory_sizes_reports_each_vms_linear_memory_in_whole_pages() {
     }
     // Reading is side-effect free: requests still pass and sizes never shrink.
     let outcome = plugin.handle(action("mutate")).await;
-    assert!(matches!(outcome, FilterOutcome::Forward { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, FilterOutcome::Forward { .. }),
+        "{outcome:?}"
+    );
     let after = plugin.memory_sizes().await;
     for (b, a) in before.iter().zip(&after) {
         assert!(a.unwrap() >= b.unwrap());
