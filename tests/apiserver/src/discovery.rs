@@ -80,30 +80,134 @@ const fn resource(
 
 /// Everything served, in discovery order.
 pub const RESOURCES: &[ResourceType] = &[
-    resource("", "configmaps", "configmap", "ConfigMap", true, READ_WRITE, &["cm"]),
-    resource("", "namespaces", "namespace", "Namespace", false, READ_WRITE, &["ns"]),
+    resource(
+        "",
+        "configmaps",
+        "configmap",
+        "ConfigMap",
+        true,
+        READ_WRITE,
+        &["cm"],
+    ),
+    resource(
+        "",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        false,
+        READ_WRITE,
+        &["ns"],
+    ),
     resource("", "nodes", "node", "Node", false, READ_ONLY, &["no"]),
     ResourceType {
         categories: &["all"],
         ..resource("", "pods", "pod", "Pod", true, READ_WRITE, &["po"])
     },
-    resource("", "pods/exec", "", "PodExecOptions", true, &["create", "get"], &[]),
+    resource(
+        "",
+        "pods/exec",
+        "",
+        "PodExecOptions",
+        true,
+        &["create", "get"],
+        &[],
+    ),
     resource("", "pods/log", "", "Pod", true, &["get"], &[]),
     resource("", "pods/status", "", "Pod", true, &["get"], &[]),
     resource("", "secrets", "secret", "Secret", true, READ_WRITE, &[]),
-    resource("", "serviceaccounts", "serviceaccount", "ServiceAccount", true, READ_WRITE, &["sa"]),
+    resource(
+        "",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        READ_WRITE,
+        &["sa"],
+    ),
     ResourceType {
         categories: &["all"],
-        ..resource("", "services", "service", "Service", true, READ_WRITE, &["svc"])
+        ..resource(
+            "",
+            "services",
+            "service",
+            "Service",
+            true,
+            READ_WRITE,
+            &["svc"],
+        )
     },
-    resource("authentication.k8s.io", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview", false, CREATE_ONLY, &[]),
-    resource("authorization.k8s.io", "selfsubjectaccessreviews", "selfsubjectaccessreview", "SelfSubjectAccessReview", false, CREATE_ONLY, &[]),
-    resource("authorization.k8s.io", "selfsubjectrulesreviews", "selfsubjectrulesreview", "SelfSubjectRulesReview", false, CREATE_ONLY, &[]),
-    resource("authorization.k8s.io", "subjectaccessreviews", "subjectaccessreview", "SubjectAccessReview", false, CREATE_ONLY, &[]),
-    resource("rbac.authorization.k8s.io", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, READ_ONLY, &[]),
-    resource("rbac.authorization.k8s.io", "clusterroles", "clusterrole", "ClusterRole", false, READ_ONLY, &[]),
-    resource("rbac.authorization.k8s.io", "rolebindings", "rolebinding", "RoleBinding", true, READ_ONLY, &[]),
-    resource("rbac.authorization.k8s.io", "roles", "role", "Role", true, READ_ONLY, &[]),
+    resource(
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "SelfSubjectReview",
+        false,
+        CREATE_ONLY,
+        &[],
+    ),
+    resource(
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        false,
+        CREATE_ONLY,
+        &[],
+    ),
+    resource(
+        "authorization.k8s.io",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        "SelfSubjectRulesReview",
+        false,
+        CREATE_ONLY,
+        &[],
+    ),
+    resource(
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        "SubjectAccessReview",
+        false,
+        CREATE_ONLY,
+        &[],
+    ),
+    resource(
+        "rbac.authorization.k8s.io",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        READ_ONLY,
+        &[],
+    ),
+    resource(
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        READ_ONLY,
+        &[],
+    ),
+    resource(
+        "rbac.authorization.k8s.io",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+        READ_ONLY,
+        &[],
+    ),
+    resource(
+        "rbac.authorization.k8s.io",
+        "roles",
+        "role",
+        "Role",
+        true,
+        READ_ONLY,
+        &[],
+    ),
 ];
 
 /// The API groups (other than the legacy core group), in `/apis` order.
@@ -115,16 +219,18 @@ pub const GROUPS: &[&str] = &[
 
 /// The served resource `group/version/name` (`name` may be `pods/exec`).
 pub fn find(group: &str, version: &str, name: &str) -> Option<&'static ResourceType> {
-    RESOURCES
-        .iter()
-        .find(|candidate| candidate.group == group && candidate.version == version && candidate.name == name)
+    RESOURCES.iter().find(|candidate| {
+        candidate.group == group && candidate.version == version && candidate.name == name
+    })
 }
 
 /// The stored resource for an object's `apiVersion` and `kind`.
 pub fn for_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
-    RESOURCES
-        .iter()
-        .find(|candidate| !candidate.is_subresource() && candidate.kind == kind && candidate.api_version() == api_version)
+    RESOURCES.iter().find(|candidate| {
+        !candidate.is_subresource()
+            && candidate.kind == kind
+            && candidate.api_version() == api_version
+    })
 }
 
 /// The version the stand-in reports.

@@ -77,7 +77,9 @@ fn header_tokens<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item =
 /// repeated).
 pub fn negotiate(headers: &HeaderMap, header: &str, ours: &[&'static str]) -> Option<&'static str> {
     let offered: Vec<&str> = header_tokens(headers, header).collect();
-    ours.iter().copied().find(|protocol| offered.contains(protocol))
+    ours.iter()
+        .copied()
+        .find(|protocol| offered.contains(protocol))
 }
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
@@ -102,7 +104,11 @@ pub struct ExecOptions {
 
 impl ExecOptions {
     pub fn from_query(query: &Query) -> Self {
-        let flag = |name: &str| query.first(name).is_some_and(|value| value == "true" || value == "1");
+        let flag = |name: &str| {
+            query
+                .first(name)
+                .is_some_and(|value| value == "true" || value == "1")
+        };
         ExecOptions {
             command: query.all("command"),
             container: query.first("container").unwrap_or_default(),
@@ -185,7 +191,12 @@ enum Message {
 }
 
 /// Runs the exec session on an upgraded connection; returns what was run, for the log.
-pub async fn serve_websocket<S>(mut stream: S, protocol: &str, options: &ExecOptions, pod: &str) -> std::io::Result<ExecOutput>
+pub async fn serve_websocket<S>(
+    mut stream: S,
+    protocol: &str,
+    options: &ExecOptions,
+    pod: &str,
+) -> std::io::Result<ExecOutput>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -194,11 +205,12 @@ where
         // Echo stdin as it arrives, as `cat` would, until the client half-closes it (v5),
         // closes the connection, or goes quiet.
         loop {
-            let message = match tokio::time::timeout(CLIENT_TIMEOUT, read_message(&mut stream)).await {
-                Ok(Ok(Some(message))) => message,
-                Ok(Ok(None)) | Err(_) => break,
-                Ok(Err(error)) => return Err(error),
-            };
+            let message =
+                match tokio::time::timeout(CLIENT_TIMEOUT, read_message(&mut stream)).await {
+                    Ok(Ok(Some(message))) => message,
+                    Ok(Ok(None)) | Err(_) => break,
+                    Ok(Err(error)) => return Err(error),
+                };
             match message {
                 Message::Binary(data) if data.first() == Some(&CHANNEL_STDIN) => {
                     stdin.extend_from_slice(&data[1..]);
@@ -206,7 +218,11 @@ where
                         write_channel(&mut stream, CHANNEL_STDOUT, &data[1..]).await?;
                     }
                 }
-                Message::Binary(data) if protocol.starts_with("v5") && data == [CHANNEL_CLOSE, CHANNEL_STDIN] => break,
+                Message::Binary(data)
+                    if protocol.starts_with("v5") && data == [CHANNEL_CLOSE, CHANNEL_STDIN] =>
+                {
+                    break
+                }
                 Message::Close => break,
                 _ => {}
             }
@@ -225,7 +241,11 @@ where
 
 /// Writes the outputs, the exit status and a normal close, then waits for the client's
 /// close.
-async fn finish<S>(stream: &mut S, output: &ExecOutput, options: &ExecOptions) -> std::io::Result<()>
+async fn finish<S>(
+    stream: &mut S,
+    output: &ExecOutput,
+    options: &ExecOptions,
+) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -241,7 +261,12 @@ where
         };
         write_channel(stream, channel, &output.stderr).await?;
     }
-    write_channel(stream, CHANNEL_ERROR, exit_status(output.exit_code).as_bytes()).await?;
+    write_channel(
+        stream,
+        CHANNEL_ERROR,
+        exit_status(output.exit_code).as_bytes(),
+    )
+    .await?;
     write_frame(stream, OPCODE_CLOSE, &1000u16.to_be_bytes()).await?;
     let _ = tokio::time::timeout(CLIENT_TIMEOUT, async {
         while let Ok(Some(message)) = read_message(stream).await {
@@ -254,7 +279,11 @@ where
     stream.shutdown().await
 }
 
-async fn write_channel<S: AsyncWrite + Unpin>(stream: &mut S, channel: u8, data: &[u8]) -> std::io::Result<()> {
+async fn write_channel<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    channel: u8,
+    data: &[u8],
+) -> std::io::Result<()> {
     let mut payload = Vec::with_capacity(data.len() + 1);
     payload.push(channel);
     payload.extend_from_slice(data);
@@ -262,7 +291,11 @@ async fn write_channel<S: AsyncWrite + Unpin>(stream: &mut S, channel: u8, data:
 }
 
 /// One unmasked, final frame (servers never mask).
-async fn write_frame<S: AsyncWrite + Unpin>(stream: &mut S, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+async fn write_frame<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    opcode: u8,
+    payload: &[u8],
+) -> std::io::Result<()> {
     let mut frame = Vec::with_capacity(payload.len() + 10);
     frame.push(0x80 | opcode);
     match payload.len() {
@@ -303,7 +336,10 @@ where
             length => u64::from(length),
         };
         if length > MAX_MESSAGE as u64 {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "message too large"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "message too large",
+            ));
         }
         let mut mask = [0u8; 4];
         if masked {
@@ -321,11 +357,23 @@ where
             OPCODE_PONG => {}
             OPCODE_CLOSE => return Ok(Some(Message::Close)),
             OPCODE_CONTINUATION => match message.as_mut() {
-                Some((_, data)) if data.len() + payload.len() <= MAX_MESSAGE => data.extend_from_slice(&payload),
-                _ => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "bad continuation")),
+                Some((_, data)) if data.len() + payload.len() <= MAX_MESSAGE => {
+                    data.extend_from_slice(&payload)
+                }
+                _ => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "bad continuation",
+                    ))
+                }
             },
             OPCODE_BINARY | OPCODE_TEXT => message = Some((opcode, payload)),
-            _ => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "unknown opcode")),
+            _ => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "unknown opcode",
+                ))
+            }
         }
         if final_frame && !matches!(opcode, OPCODE_PING | OPCODE_PONG) {
             if let Some((opcode, data)) = message.take() {
@@ -345,12 +393,21 @@ mod tests {
 
     #[test]
     fn accept_key_from_rfc6455() {
-        assert_eq!(websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]
     fn commands() {
-        let run = |words: &[&str]| run_command(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>(), "pod-1", b"in");
+        let run = |words: &[&str]| {
+            run_command(
+                &words.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                "pod-1",
+                b"in",
+            )
+        };
         assert_eq!(run(&["echo", "hi", "there"]).stdout, b"hi there\n");
         assert_eq!(run(&["echo", "-n", "hi"]).stdout, b"hi");
         assert_eq!(run(&["hostname"]).stdout, b"pod-1\n");
@@ -367,7 +424,9 @@ mod tests {
             stderr: true,
             ..ExecOptions::default()
         };
-        let session = tokio::spawn(async move { serve_websocket(server, "v5.channel.k8s.io", &options, "p").await });
+        let session = tokio::spawn(async move {
+            serve_websocket(server, "v5.channel.k8s.io", &options, "p").await
+        });
         let mut received = Vec::new();
         let mut buffer = [0u8; 1024];
         loop {
@@ -380,9 +439,15 @@ mod tests {
         // A masked close from the client ends the session.
         client.write_all(&[0x88, 0x80, 1, 2, 3, 4]).await.unwrap();
         session.await.unwrap().unwrap();
-        assert_eq!(&received[..6], &[0x82, 4, CHANNEL_STDOUT, b'h', b'i', b'\n']);
+        assert_eq!(
+            &received[..6],
+            &[0x82, 4, CHANNEL_STDOUT, b'h', b'i', b'\n']
+        );
         let status = exit_status(0);
-        assert_eq!(&received[6..9], &[0x82, status.len() as u8 + 1, CHANNEL_ERROR]);
+        assert_eq!(
+            &received[6..9],
+            &[0x82, status.len() as u8 + 1, CHANNEL_ERROR]
+        );
         assert_eq!(&received[9..9 + status.len()], status.as_bytes());
     }
 }

@@ -156,16 +156,28 @@ mod tests {
             split_service_account_username("system:serviceaccount:kube-system:default"),
             Some(("kube-system".into(), "default".into()))
         );
-        assert_eq!(split_service_account_username("system:serviceaccount:ns"), None);
-        assert_eq!(split_service_account_username("system:serviceaccount:a:b:c"), None);
-        assert_eq!(split_service_account_username("system:serviceaccount:NS:x"), None);
+        assert_eq!(
+            split_service_account_username("system:serviceaccount:ns"),
+            None
+        );
+        assert_eq!(
+            split_service_account_username("system:serviceaccount:a:b:c"),
+            None
+        );
+        assert_eq!(
+            split_service_account_username("system:serviceaccount:NS:x"),
+            None
+        );
         assert_eq!(split_service_account_username("someone@example.com"), None);
     }
 
     #[test]
     fn service_account_identity() {
         let user = UserInfo::service_account("kubegate-system", "kubegate");
-        assert_eq!(user.username, "system:serviceaccount:kubegate-system:kubegate");
+        assert_eq!(
+            user.username,
+            "system:serviceaccount:kubegate-system:kubegate"
+        );
         assert_eq!(
             user.groups,
             [
@@ -175,6 +187,9 @@ mod tests {
             ]
         );
         assert_eq!(user.uid.len(), 36);
-        assert_eq!(user.uid, UserInfo::service_account("kubegate-system", "kubegate").uid);
+        assert_eq!(
+            user.uid,
+            UserInfo::service_account("kubegate-system", "kubegate").uid
+        );
     }
 }

@@ -45,9 +45,13 @@ impl ImpersonationRequest {
                 ("", "serviceaccounts", "", namespace.as_str(), name.as_str())
             }
             ImpersonationRequest::Group(name) => ("", "groups", "", "", name.as_str()),
-            ImpersonationRequest::Extra { key, value } => {
-                (AUTHENTICATION_GROUP, "userextras", key.as_str(), "", value.as_str())
-            }
+            ImpersonationRequest::Extra { key, value } => (
+                AUTHENTICATION_GROUP,
+                "userextras",
+                key.as_str(),
+                "",
+                value.as_str(),
+            ),
             ImpersonationRequest::Uid(uid) => (AUTHENTICATION_GROUP, "uids", "", "", uid.as_str()),
         };
         Attributes {
@@ -73,10 +77,16 @@ impl ImpersonationRequest {
                 ("ServiceAccount", namespace.as_str(), name.as_str(), "", "")
             }
             ImpersonationRequest::Group(name) => ("Group", "", name.as_str(), "", ""),
-            ImpersonationRequest::Extra { key, value } => {
-                ("UserExtra", "", value.as_str(), "authentication.k8s.io/v1", key.as_str())
+            ImpersonationRequest::Extra { key, value } => (
+                "UserExtra",
+                "",
+                value.as_str(),
+                "authentication.k8s.io/v1",
+                key.as_str(),
+            ),
+            ImpersonationRequest::Uid(uid) => {
+                ("UID", "", uid.as_str(), "authentication.k8s.io/v1", "")
             }
-            ImpersonationRequest::Uid(uid) => ("UID", "", uid.as_str(), "authentication.k8s.io/v1", ""),
         };
         format!("{{{kind} {namespace} {name}  {api_version}  {field_path}}}")
     }
@@ -135,7 +145,10 @@ pub fn requests(headers: &HeaderMap) -> Result<Vec<ImpersonationRequest>, String
         requests.push(ImpersonationRequest::Uid(uid));
     }
     if (has_groups || has_extra || has_uid) && !has_user {
-        let listed: Vec<String> = requests.iter().map(ImpersonationRequest::go_format).collect();
+        let listed: Vec<String> = requests
+            .iter()
+            .map(ImpersonationRequest::go_format)
+            .collect();
         return Err(format!(
             "requested [{}] without impersonating a user",
             listed.join(" ")
@@ -170,9 +183,11 @@ pub fn impersonate(caller: &UserInfo, headers: &HeaderMap, rbac: &Rbac) -> Imper
                 }
             }
             ImpersonationRequest::Group(group) => user.groups.push(group.clone()),
-            ImpersonationRequest::Extra { key, value } => {
-                user.extra.entry(key.clone()).or_default().push(value.clone())
-            }
+            ImpersonationRequest::Extra { key, value } => user
+                .extra
+                .entry(key.clone())
+                .or_default()
+                .push(value.clone()),
             ImpersonationRequest::Uid(uid) => user.uid = uid.clone(),
         }
     }

@@ -21,6 +21,7 @@ pub mod exec;
 pub mod identity;
 pub mod impersonation;
 pub mod manifests;
+pub mod proto;
 pub mod rbac;
 pub mod record;
 pub mod requestinfo;
@@ -103,7 +104,11 @@ impl RunningApiServer {
 
     /// `https://127.0.0.1:PORT` (or `http://` without TLS).
     pub fn url(&self) -> String {
-        format!("{}://{}", if self.tls { "https" } else { "http" }, self.address)
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.address
+        )
     }
 
     /// The CA certificate (PEM) that verifies the server; empty without TLS.
@@ -174,15 +179,27 @@ impl Drop for RunningApiServer {
 pub async fn start(config: StandinConfig) -> anyhow::Result<RunningApiServer> {
     let started_at = clock::now_seconds();
     let certificate = if config.tls {
-        Some(tls::ServingCertificate::generate(&config.extra_certificate_names)?)
+        Some(tls::ServingCertificate::generate(
+            &config.extra_certificate_names,
+        )?)
     } else {
         None
     };
-    let ca_pem = certificate.as_ref().map(|c| c.ca_pem.clone()).unwrap_or_default();
+    let ca_pem = certificate
+        .as_ref()
+        .map(|c| c.ca_pem.clone())
+        .unwrap_or_default();
 
     let mut store = resources::ObjectStore::default();
     let (namespace, name) = (&config.service_account.0, &config.service_account.1);
-    seed::populate(&mut store, &config.seed, (namespace, name), &ca_pem, started_at).map_err(anyhow::Error::msg)?;
+    seed::populate(
+        &mut store,
+        &config.seed,
+        (namespace, name),
+        &ca_pem,
+        started_at,
+    )
+    .map_err(anyhow::Error::msg)?;
     let mut documents = vec![BOOTSTRAP_POLICY.to_string()];
     documents.extend(config.manifests.iter().cloned());
     for (index, document) in documents.iter().enumerate() {
@@ -190,8 +207,12 @@ pub async fn start(config: StandinConfig) -> anyhow::Result<RunningApiServer> {
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("manifest {index}"))?;
         for object in objects {
-            if let Some(namespace) = object.pointer("/metadata/namespace").and_then(serde_json::Value::as_str) {
-                seed::ensure_namespace(&mut store, namespace, started_at, &ca_pem).map_err(anyhow::Error::msg)?;
+            if let Some(namespace) = object
+                .pointer("/metadata/namespace")
+                .and_then(serde_json::Value::as_str)
+            {
+                seed::ensure_namespace(&mut store, namespace, started_at, &ca_pem)
+                    .map_err(anyhow::Error::msg)?;
             }
             let kind = object.get("kind").cloned();
             let served = store
@@ -199,7 +220,9 @@ pub async fn start(config: StandinConfig) -> anyhow::Result<RunningApiServer> {
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("manifest {index}"))?;
             if !served {
-                log::warn!("manifest {index}: skipping {kind:?}, a kind the stand-in does not serve");
+                log::warn!(
+                    "manifest {index}: skipping {kind:?}, a kind the stand-in does not serve"
+                );
             }
         }
     }
@@ -217,7 +240,9 @@ pub async fn start(config: StandinConfig) -> anyhow::Result<RunningApiServer> {
         server::World { store, rbac },
     ));
     let acceptor = match &certificate {
-        Some(certificate) => Some(tokio_rustls::TlsAcceptor::from(certificate.server_config()?)),
+        Some(certificate) => Some(tokio_rustls::TlsAcceptor::from(
+            certificate.server_config()?,
+        )),
         None => None,
     };
     let task = tokio::spawn(server::serve(listener, acceptor, state.clone()));

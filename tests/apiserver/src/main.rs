@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use kube_apiserver_standin::{start, Seed, StandinConfig};
 
-const USAGE: &str = "usage: kube-apiserver-standin [--listen ADDR] (--token-file F | --token T) [--manifest F]... \
+const USAGE: &str =
+    "usage: kube-apiserver-standin [--listen ADDR] (--token-file F | --token T) [--manifest F]... \
 [--service-account NS/NAME] [--plain-http] [--no-websocket-exec] [--print-ca F] [--no-seed]";
 
 fn parse_arguments(arguments: &[String]) -> anyhow::Result<(StandinConfig, Option<String>)> {
@@ -23,24 +24,32 @@ fn parse_arguments(arguments: &[String]) -> anyhow::Result<(StandinConfig, Optio
     let mut print_ca = None;
     let mut iterator = arguments.iter();
     while let Some(argument) = iterator.next() {
-        let mut value = || iterator.next().cloned().with_context(|| format!("{argument} needs a value\n{USAGE}"));
+        let mut value = || {
+            iterator
+                .next()
+                .cloned()
+                .with_context(|| format!("{argument} needs a value\n{USAGE}"))
+        };
         match argument.as_str() {
             "--listen" => config.listen = value()?.parse().context("--listen wants HOST:PORT")?,
             "--token" => token = Some(value()?),
             "--token-file" => {
                 let path = value()?;
-                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+                let text =
+                    std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
                 token = Some(text.trim().to_string());
             }
             "--manifest" => {
                 let path = value()?;
-                config
-                    .manifests
-                    .push(std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?);
+                config.manifests.push(
+                    std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?,
+                );
             }
             "--service-account" => {
                 let text = value()?;
-                let (namespace, name) = text.split_once('/').context("--service-account wants NS/NAME")?;
+                let (namespace, name) = text
+                    .split_once('/')
+                    .context("--service-account wants NS/NAME")?;
                 config.service_account = (namespace.to_string(), name.to_string());
             }
             "--plain-http" => config.tls = false,
@@ -74,7 +83,9 @@ async fn main() -> anyhow::Result<()> {
         server.url(),
         kube_apiserver_standin::discovery::GIT_VERSION
     );
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     server.shutdown().await;
     Ok(())
 }

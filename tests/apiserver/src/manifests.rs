@@ -19,7 +19,13 @@ pub fn parse(text: &str) -> Result<Vec<Value>, String> {
             return Err(format!("document {}: not a mapping", index + 1));
         }
         if object.get("kind").and_then(Value::as_str) == Some("List") {
-            objects.extend(object.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
+            objects.extend(
+                object
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
         } else {
             objects.push(object);
         }
@@ -33,7 +39,8 @@ mod tests {
 
     #[test]
     fn multi_document() {
-        let objects = parse("---\na: 1\n---\n# nothing\n---\nkind: List\nitems: [{b: 2}, {c: 3}]\n").unwrap();
+        let objects =
+            parse("---\na: 1\n---\n# nothing\n---\nkind: List\nitems: [{b: 2}, {c: 3}]\n").unwrap();
         assert_eq!(objects.len(), 3);
         assert!(parse("a: [").is_err());
         assert!(parse("- 1\n").is_err());

@@ -177,7 +177,10 @@ impl Rbac {
         let mut cluster_role_bindings = BTreeMap::new();
         let mut role_bindings = BTreeMap::new();
         for object in objects {
-            let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+            let api_version = object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !api_version.starts_with(RBAC_GROUP) {
                 continue;
             }
@@ -257,7 +260,8 @@ impl Rbac {
             let mut changed = false;
             let names: Vec<String> = self.cluster_roles.keys().cloned().collect();
             for name in names {
-                let Some(selectors) = self.cluster_roles[&name].aggregation_selectors.clone() else {
+                let Some(selectors) = self.cluster_roles[&name].aggregation_selectors.clone()
+                else {
                     continue;
                 };
                 let mut rules: Vec<PolicyRule> = Vec::new();
@@ -302,7 +306,10 @@ impl Rbac {
                     if rules.iter().any(|rule| rule_allows(attributes, rule)) {
                         return Decision {
                             allowed: true,
-                            reason: format!("RBAC: allowed by {}", describe_binding(binding, &attributes.user)),
+                            reason: format!(
+                                "RBAC: allowed by {}",
+                                describe_binding(binding, &attributes.user)
+                            ),
                         };
                     }
                 }
@@ -356,7 +363,11 @@ impl Rbac {
     }
 
     /// `GetRoleReferenceRules`.
-    fn role_rules(&self, role_ref: &RoleRef, binding_namespace: &str) -> Result<&[PolicyRule], String> {
+    fn role_rules(
+        &self,
+        role_ref: &RoleRef,
+        binding_namespace: &str,
+    ) -> Result<&[PolicyRule], String> {
         match role_ref.kind.as_str() {
             "ClusterRole" => self
                 .cluster_roles
@@ -428,7 +439,8 @@ fn subject_applies(subject: &Subject, user: &UserInfo, binding_namespace: &str) 
                 &subject.namespace
             };
             !namespace.is_empty()
-                && user.username == crate::identity::service_account_username(namespace, &subject.name)
+                && user.username
+                    == crate::identity::service_account_username(namespace, &subject.name)
         }
         _ => false,
     }
@@ -452,11 +464,15 @@ pub fn rule_allows(attributes: &Attributes, rule: &PolicyRule) -> bool {
 }
 
 fn verb_matches(rule: &PolicyRule, verb: &str) -> bool {
-    rule.verbs.iter().any(|candidate| candidate == "*" || candidate == verb)
+    rule.verbs
+        .iter()
+        .any(|candidate| candidate == "*" || candidate == verb)
 }
 
 fn api_group_matches(rule: &PolicyRule, group: &str) -> bool {
-    rule.api_groups.iter().any(|candidate| candidate == "*" || candidate == group)
+    rule.api_groups
+        .iter()
+        .any(|candidate| candidate == "*" || candidate == group)
 }
 
 fn resource_matches(rule: &PolicyRule, combined: &str, subresource: &str) -> bool {
@@ -471,7 +487,11 @@ fn resource_matches(rule: &PolicyRule, combined: &str, subresource: &str) -> boo
 }
 
 fn resource_name_matches(rule: &PolicyRule, name: &str) -> bool {
-    rule.resource_names.is_empty() || rule.resource_names.iter().any(|candidate| candidate == name)
+    rule.resource_names.is_empty()
+        || rule
+            .resource_names
+            .iter()
+            .any(|candidate| candidate == name)
 }
 
 fn non_resource_url_matches(rule: &PolicyRule, path: &str) -> bool {

@@ -291,7 +291,10 @@ mod tests {
 
     #[test]
     fn bad_escapes_and_empty_watch_are_errors() {
-        assert_eq!(resolve("GET", "/api/v1/%zz", ""), Err(ResolveError::BadPath));
+        assert_eq!(
+            resolve("GET", "/api/v1/%zz", ""),
+            Err(ResolveError::BadPath)
+        );
         assert!(matches!(
             resolve("GET", "/api/v1/watch", ""),
             Err(ResolveError::NoResource(_))
@@ -300,21 +303,55 @@ mod tests {
 
     #[test]
     fn field_selector_names() {
-        assert_eq!(exact_field_match("metadata.name=x", "metadata.name").as_deref(), Some("x"));
-        assert_eq!(exact_field_match("a=b,metadata.name==y", "metadata.name").as_deref(), Some("y"));
+        assert_eq!(
+            exact_field_match("metadata.name=x", "metadata.name").as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            exact_field_match("a=b,metadata.name==y", "metadata.name").as_deref(),
+            Some("y")
+        );
         assert_eq!(exact_field_match("metadata.name!=y", "metadata.name"), None);
-        assert_eq!(exact_field_match("metadata.name=a\\,b", "metadata.name").as_deref(), Some("a,b"));
-        assert_eq!(info("GET", "/api/v1/namespaces/default/pods?fieldSelector=metadata.name%3Dnginx-1").name, "nginx-1");
-        assert_eq!(info("GET", "/api/v1/namespaces/default/pods?fieldSelector=metadata.name%3Da%2Fb").name, "");
+        assert_eq!(
+            exact_field_match("metadata.name=a\\,b", "metadata.name").as_deref(),
+            Some("a,b")
+        );
+        assert_eq!(
+            info(
+                "GET",
+                "/api/v1/namespaces/default/pods?fieldSelector=metadata.name%3Dnginx-1"
+            )
+            .name,
+            "nginx-1"
+        );
+        assert_eq!(
+            info(
+                "GET",
+                "/api/v1/namespaces/default/pods?fieldSelector=metadata.name%3Da%2Fb"
+            )
+            .name,
+            ""
+        );
     }
 
     #[test]
     fn exec_is_create_on_post_and_get_on_websocket() {
-        let post = info("POST", "/api/v1/namespaces/default/pods/nginx-1/exec?command=echo");
+        let post = info(
+            "POST",
+            "/api/v1/namespaces/default/pods/nginx-1/exec?command=echo",
+        );
         assert_eq!(
-            (post.verb.as_str(), post.resource.as_str(), post.subresource.as_str(), post.name.as_str()),
+            (
+                post.verb.as_str(),
+                post.resource.as_str(),
+                post.subresource.as_str(),
+                post.name.as_str()
+            ),
             ("create", "pods", "exec", "nginx-1")
         );
-        assert_eq!(info("GET", "/api/v1/namespaces/default/pods/nginx-1/exec").verb, "get");
+        assert_eq!(
+            info("GET", "/api/v1/namespaces/default/pods/nginx-1/exec").verb,
+            "get"
+        );
     }
 }

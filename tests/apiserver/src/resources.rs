@@ -43,8 +43,15 @@ impl ObjectStore {
 
     /// Adds or replaces an object from a manifest (its `apiVersion` and `kind` pick the
     /// resource); `Ok(false)` for a kind the stand-in does not serve.
-    pub fn put_manifest_object(&mut self, mut object: Value, created_at: i64) -> Result<bool, String> {
-        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    pub fn put_manifest_object(
+        &mut self,
+        mut object: Value,
+        created_at: i64,
+    ) -> Result<bool, String> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
         let Some(resource) = discovery::for_kind(api_version, kind) else {
             return Ok(false);
@@ -66,8 +73,16 @@ impl ObjectStore {
             String::new()
         };
         self.revision += 1;
-        complete_metadata(&mut object, resource, &namespace, &name, created_at, self.revision);
-        self.objects.insert(key(resource, &namespace, &name), object);
+        complete_metadata(
+            &mut object,
+            resource,
+            &namespace,
+            &name,
+            created_at,
+            self.revision,
+        );
+        self.objects
+            .insert(key(resource, &namespace, &name), object);
         Ok(true)
     }
 
@@ -82,7 +97,8 @@ impl ObjectStore {
     }
 
     pub fn get(&self, resource: &ResourceType, namespace: &str, name: &str) -> Option<&Value> {
-        self.objects.get(&key(resource, scoped(resource, namespace), name))
+        self.objects
+            .get(&key(resource, scoped(resource, namespace), name))
     }
 
     /// The objects of a resource, in one namespace or (empty `namespace`) all, that match
@@ -99,7 +115,9 @@ impl ObjectStore {
             .filter(|(candidate, _)| {
                 candidate.group == resource.group
                     && candidate.resource == resource.name
-                    && (namespace.is_empty() || !resource.namespaced || candidate.namespace == namespace)
+                    && (namespace.is_empty()
+                        || !resource.namespaced
+                        || candidate.namespace == namespace)
             })
             .map(|(_, object)| object)
             .filter(|object| labels.matches(object) && fields.matches(object))
@@ -107,18 +125,33 @@ impl ObjectStore {
     }
 
     /// Creates an object posted to a collection.
-    pub fn create(&mut self, resource: &ResourceType, namespace: &str, mut object: Value) -> Result<Value, Status> {
+    pub fn create(
+        &mut self,
+        resource: &ResourceType,
+        namespace: &str,
+        mut object: Value,
+    ) -> Result<Value, Status> {
         check_kind(resource, &mut object)?;
-        let mut name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if name.is_empty() {
-            let prefix = object.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or("");
+            let prefix = object
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if prefix.is_empty() {
                 return Err(Status::bad_request(format!(
                     "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
                     resource.kind
                 )));
             }
-            name = format!("{prefix}{}", &stable_uid(&format!("{prefix}{}", self.revision))[..5]);
+            name = format!(
+                "{prefix}{}",
+                &stable_uid(&format!("{prefix}{}", self.revision))[..5]
+            );
         }
         check_namespace(resource, namespace, &object)?;
         let namespace = scoped(resource, namespace);
@@ -130,9 +163,19 @@ impl ObjectStore {
             return Err(Status::already_exists(resource.group, resource.name, &name));
         }
         self.revision += 1;
-        complete_metadata(&mut object, resource, namespace, &name, clock::now_seconds(), self.revision);
+        complete_metadata(
+            &mut object,
+            resource,
+            namespace,
+            &name,
+            clock::now_seconds(),
+            self.revision,
+        );
         if resource.name == "pods" {
             crate::seed::start_pod(&mut object, self.revision);
+        }
+        if resource.name == "namespaces" {
+            crate::seed::activate_namespace(&mut object, &name);
         }
         self.objects.insert(object_key, object.clone());
         Ok(object)
@@ -148,7 +191,10 @@ impl ObjectStore {
     ) -> Result<Value, Status> {
         check_kind(resource, &mut object)?;
         check_namespace(resource, namespace, &object)?;
-        let body_name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let body_name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if body_name != name {
             return Err(Status::bad_request(
                 "the name of the object does not match the name on the URL",
@@ -165,14 +211,27 @@ impl ObjectStore {
             .and_then(clock::parse_rfc3339)
             .unwrap_or_else(clock::now_seconds);
         self.revision += 1;
-        complete_metadata(&mut object, resource, namespace, name, created, self.revision);
+        complete_metadata(
+            &mut object,
+            resource,
+            namespace,
+            name,
+            created,
+            self.revision,
+        );
         self.objects.insert(object_key, object.clone());
         Ok(object)
     }
 
     /// Applies a JSON merge patch (also used for strategic merge patches, which agree on
     /// the maps and scalars kubectl's label, annotate and scale commands change).
-    pub fn patch(&mut self, resource: &ResourceType, namespace: &str, name: &str, patch: &Value) -> Result<Value, Status> {
+    pub fn patch(
+        &mut self,
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Value, Status> {
         let namespace = scoped(resource, namespace);
         let Some(existing) = self.objects.get(&key(resource, namespace, name)) else {
             return Err(Status::not_found(resource.group, resource.name, name));
@@ -183,7 +242,12 @@ impl ObjectStore {
     }
 
     /// Deletes one object, answering what the API server answers: the object.
-    pub fn delete(&mut self, resource: &ResourceType, namespace: &str, name: &str) -> Result<Value, Status> {
+    pub fn delete(
+        &mut self,
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, Status> {
         let namespace = scoped(resource, namespace);
         let Some(removed) = self.objects.remove(&key(resource, namespace, name)) else {
             return Err(Status::not_found(resource.group, resource.name, name));
@@ -191,7 +255,8 @@ impl ObjectStore {
         self.revision += 1;
         if resource.name == "namespaces" {
             // The namespace controller would empty it; do it at once.
-            self.objects.retain(|candidate, _| candidate.namespace != name);
+            self.objects
+                .retain(|candidate, _| candidate.namespace != name);
         }
         Ok(removed)
     }
@@ -209,8 +274,16 @@ impl ObjectStore {
             .into_iter()
             .map(|object| {
                 (
-                    object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string(),
-                    object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string(),
+                    object
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    object
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                 )
             })
             .collect();
@@ -220,7 +293,11 @@ impl ObjectStore {
                 removed.push(object);
             }
         }
-        list_document(resource, &removed.iter().collect::<Vec<_>>(), &self.resource_version())
+        list_document(
+            resource,
+            &removed.iter().collect::<Vec<_>>(),
+            &self.resource_version(),
+        )
     }
 }
 
@@ -265,9 +342,15 @@ fn scoped<'a>(resource: &ResourceType, namespace: &'a str) -> &'a str {
 
 fn check_kind(resource: &ResourceType, object: &mut Value) -> Result<(), Status> {
     let Some(fields) = object.as_object_mut() else {
-        return Err(Status::bad_request("the body of the request is not a JSON object"));
+        return Err(Status::bad_request(
+            "the body of the request is not a JSON object",
+        ));
     };
-    let kind = fields.get("kind").and_then(Value::as_str).unwrap_or(resource.kind).to_string();
+    let kind = fields
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or(resource.kind)
+        .to_string();
     let api_version = fields
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -285,7 +368,10 @@ fn check_kind(resource: &ResourceType, object: &mut Value) -> Result<(), Status>
 }
 
 fn check_namespace(resource: &ResourceType, namespace: &str, object: &Value) -> Result<(), Status> {
-    let body_namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+    let body_namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if resource.namespaced && !body_namespace.is_empty() && body_namespace != namespace {
         return Err(Status::bad_request(
             "the namespace of the provided object does not match the namespace sent on the request",
@@ -296,13 +382,22 @@ fn check_namespace(resource: &ResourceType, namespace: &str, object: &Value) -> 
 
 /// Fills the metadata the API server owns: name, namespace, uid, resourceVersion,
 /// creationTimestamp (kept when the object brings one).
-fn complete_metadata(object: &mut Value, resource: &ResourceType, namespace: &str, name: &str, created: i64, revision: u64) {
+fn complete_metadata(
+    object: &mut Value,
+    resource: &ResourceType,
+    namespace: &str,
+    name: &str,
+    created: i64,
+    revision: u64,
+) {
     let Some(fields) = object.as_object_mut() else {
         return;
     };
     fields.insert("kind".into(), json!(resource.kind));
     fields.insert("apiVersion".into(), json!(resource.api_version()));
-    let metadata = fields.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let metadata = fields
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !metadata.is_object() {
         *metadata = Value::Object(Map::new());
     }
@@ -313,9 +408,12 @@ fn complete_metadata(object: &mut Value, resource: &ResourceType, namespace: &st
         } else {
             metadata.remove("namespace");
         }
-        metadata
-            .entry("uid")
-            .or_insert_with(|| json!(stable_uid(&format!("{}/{}/{namespace}/{name}", resource.group, resource.name))));
+        metadata.entry("uid").or_insert_with(|| {
+            json!(stable_uid(&format!(
+                "{}/{}/{namespace}/{name}",
+                resource.group, resource.name
+            )))
+        });
         metadata.insert("resourceVersion".into(), json!(revision.to_string()));
         let has_timestamp = metadata
             .get("creationTimestamp")
@@ -342,7 +440,10 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             if value.is_null() {
                 target_fields.remove(name);
             } else {
-                merge_patch(target_fields.entry(name.clone()).or_insert(Value::Null), value);
+                merge_patch(
+                    target_fields.entry(name.clone()).or_insert(Value::Null),
+                    value,
+                );
             }
         }
     }
@@ -359,7 +460,10 @@ mod tests {
     fn store_with_default_namespace() -> ObjectStore {
         let mut store = ObjectStore::default();
         store
-            .put_manifest_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}), 0)
+            .put_manifest_object(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
+                0,
+            )
             .unwrap();
         store
     }
@@ -372,23 +476,42 @@ mod tests {
             .unwrap();
         assert_eq!(created["status"]["phase"], "Running");
         assert_eq!(
-            store.create(pods(), "default", json!({"metadata": {"name": "p"}})).unwrap_err().message,
+            store
+                .create(pods(), "default", json!({"metadata": {"name": "p"}}))
+                .unwrap_err()
+                .message,
             "pods \"p\" already exists"
         );
         assert_eq!(
-            store.create(pods(), "elsewhere", json!({"metadata": {"name": "p"}})).unwrap_err().message,
+            store
+                .create(pods(), "elsewhere", json!({"metadata": {"name": "p"}}))
+                .unwrap_err()
+                .message,
             "namespaces \"elsewhere\" not found"
         );
         let patched = store
-            .patch(pods(), "default", "p", &json!({"metadata": {"labels": {"a": "b"}}}))
+            .patch(
+                pods(),
+                "default",
+                "p",
+                &json!({"metadata": {"labels": {"a": "b"}}}),
+            )
             .unwrap();
         assert_eq!(patched["metadata"]["labels"]["a"], "b");
         assert_eq!(patched["metadata"]["uid"], created["metadata"]["uid"]);
         let selector = LabelSelector::parse("a=b").unwrap();
-        assert_eq!(store.list(pods(), "default", &selector, &FieldSelector::default()).len(), 1);
+        assert_eq!(
+            store
+                .list(pods(), "default", &selector, &FieldSelector::default())
+                .len(),
+            1
+        );
         store.delete(pods(), "default", "p").unwrap();
         assert_eq!(store.get(pods(), "default", "p"), None);
-        assert_eq!(store.delete(pods(), "default", "p").unwrap_err().message, "pods \"p\" not found");
+        assert_eq!(
+            store.delete(pods(), "default", "p").unwrap_err().message,
+            "pods \"p\" not found"
+        );
     }
 
     #[test]

@@ -44,11 +44,17 @@ struct AccessReviewSpec {
     extra: BTreeMap<String, Vec<String>>,
 }
 
+/// The review in the body, JSON or (as kubectl's typed clients send it) protobuf.
 fn parse_body(body: &[u8]) -> Result<Value, Status> {
+    if let Some(review) = crate::proto::decode_review(body) {
+        return Ok(review);
+    }
     serde_json::from_slice::<Value>(body)
         .ok()
         .filter(Value::is_object)
-        .ok_or_else(|| Status::bad_request("the body of the request could not be decoded as a JSON object"))
+        .ok_or_else(|| {
+            Status::bad_request("the body of the request could not be decoded as a JSON object")
+        })
 }
 
 /// `POST /apis/authentication.k8s.io/v1/selfsubjectreviews`.
@@ -63,10 +69,16 @@ pub fn self_subject_review(user: &UserInfo) -> Value {
 
 /// `POST .../selfsubjectaccessreviews` (`subject = None`) or `.../subjectaccessreviews`
 /// (the subject comes from the spec).
-pub fn access_review(user: &UserInfo, body: &[u8], rbac: &Rbac, kind: &str) -> Result<Value, Status> {
+pub fn access_review(
+    user: &UserInfo,
+    body: &[u8],
+    rbac: &Rbac,
+    kind: &str,
+) -> Result<Value, Status> {
     let mut review = parse_body(body)?;
-    let spec: AccessReviewSpec = serde_json::from_value(review.get("spec").cloned().unwrap_or(Value::Null))
-        .map_err(|error| Status::bad_request(format!("spec: {error}")))?;
+    let spec: AccessReviewSpec =
+        serde_json::from_value(review.get("spec").cloned().unwrap_or(Value::Null))
+            .map_err(|error| Status::bad_request(format!("spec: {error}")))?;
     let subject = if kind == "SubjectAccessReview" {
         if spec.user.is_empty() && spec.groups.is_empty() {
             return Err(Status::invalid(
@@ -143,7 +155,8 @@ pub fn rules_review(user: &UserInfo, body: &[u8], rbac: &Rbac) -> Result<Value, 
     let mut non_resource_rules = Vec::new();
     for rule in &rules.rules {
         if !rule.non_resource_urls.is_empty() {
-            non_resource_rules.push(json!({"verbs": rule.verbs, "nonResourceURLs": rule.non_resource_urls}));
+            non_resource_rules
+                .push(json!({"verbs": rule.verbs, "nonResourceURLs": rule.non_resource_urls}));
         }
         if !rule.resources.is_empty() {
             let mut entry = json!({"verbs": rule.verbs, "apiGroups": rule.api_groups, "resources": rule.resources});

@@ -181,3 +181,20 @@ pub fn start_pod(pod: &mut Value, ordinal: u64) {
         })
     });
 }
+
+/// What the namespace controller and admission add to a new namespace: the name label,
+/// the `kubernetes` finalizer and the Active phase.
+pub fn activate_namespace(namespace: &mut Value, name: &str) {
+    if let Some(labels) = namespace
+        .pointer_mut("/metadata")
+        .and_then(Value::as_object_mut)
+        .map(|metadata| metadata.entry("labels").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    {
+        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+    }
+    if let Some(fields) = namespace.as_object_mut() {
+        fields.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
+        fields.insert("status".into(), json!({"phase": "Active"}));
+    }
+}

@@ -34,20 +34,28 @@ impl LabelSelector {
     }
 
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
-        let label = |key: &str| labels.and_then(|labels| labels.get(key)).and_then(Value::as_str);
-        self.requirements.iter().all(|requirement| match requirement {
-            LabelRequirement::Equals(key, value) => label(key) == Some(value.as_str()),
-            LabelRequirement::NotEquals(key, value) => label(key) != Some(value.as_str()),
-            LabelRequirement::In(key, values) => {
-                label(key).is_some_and(|found| values.iter().any(|value| value == found))
-            }
-            LabelRequirement::NotIn(key, values) => {
-                !label(key).is_some_and(|found| values.iter().any(|value| value == found))
-            }
-            LabelRequirement::Exists(key) => label(key).is_some(),
-            LabelRequirement::DoesNotExist(key) => label(key).is_none(),
-        })
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
+        let label = |key: &str| {
+            labels
+                .and_then(|labels| labels.get(key))
+                .and_then(Value::as_str)
+        };
+        self.requirements
+            .iter()
+            .all(|requirement| match requirement {
+                LabelRequirement::Equals(key, value) => label(key) == Some(value.as_str()),
+                LabelRequirement::NotEquals(key, value) => label(key) != Some(value.as_str()),
+                LabelRequirement::In(key, values) => {
+                    label(key).is_some_and(|found| values.iter().any(|value| value == found))
+                }
+                LabelRequirement::NotIn(key, values) => {
+                    !label(key).is_some_and(|found| values.iter().any(|value| value == found))
+                }
+                LabelRequirement::Exists(key) => label(key).is_some(),
+                LabelRequirement::DoesNotExist(key) => label(key).is_none(),
+            })
     }
 }
 
@@ -73,7 +81,9 @@ fn split_top_level(text: &str) -> Vec<&str> {
 fn parse_requirement(term: &str) -> Result<LabelRequirement, String> {
     let invalid = || format!("unable to parse requirement: {term:?}");
     if let Some(key) = term.strip_prefix('!') {
-        return Ok(LabelRequirement::DoesNotExist(valid_key(key.trim()).ok_or_else(invalid)?));
+        return Ok(LabelRequirement::DoesNotExist(
+            valid_key(key.trim()).ok_or_else(invalid)?,
+        ));
     }
     if let Some((key, value)) = term.split_once("!=") {
         return Ok(LabelRequirement::NotEquals(
@@ -94,7 +104,10 @@ fn parse_requirement(term: &str) -> Result<LabelRequirement, String> {
                 .strip_prefix('(')
                 .and_then(|rest| rest.strip_suffix(')'))
                 .ok_or_else(invalid)?;
-            let values: Vec<String> = values.split(',').map(|value| value.trim().to_string()).collect();
+            let values: Vec<String> = values
+                .split(',')
+                .map(|value| value.trim().to_string())
+                .collect();
             let key = valid_key(key.trim()).ok_or_else(invalid)?;
             return Ok(if negated {
                 LabelRequirement::NotIn(key, values)
@@ -103,7 +116,9 @@ fn parse_requirement(term: &str) -> Result<LabelRequirement, String> {
             });
         }
     }
-    Ok(LabelRequirement::Exists(valid_key(term).ok_or_else(invalid)?))
+    Ok(LabelRequirement::Exists(
+        valid_key(term).ok_or_else(invalid)?,
+    ))
 }
 
 fn valid_key(key: &str) -> Option<String> {
@@ -123,16 +138,27 @@ impl FieldSelector {
     /// server's `field label not supported: <field>`.
     pub fn parse(text: &str, fields: &[&str]) -> Result<FieldSelector, String> {
         let mut terms = Vec::new();
-        for term in text.split(',').map(str::trim).filter(|term| !term.is_empty()) {
+        for term in text
+            .split(',')
+            .map(str::trim)
+            .filter(|term| !term.is_empty())
+        {
             let (field, equal, value) = if let Some((field, value)) = term.split_once("!=") {
                 (field, false, value)
-            } else if let Some((field, value)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            } else if let Some((field, value)) =
+                term.split_once("==").or_else(|| term.split_once('='))
+            {
                 (field, true, value)
             } else {
-                return Err(format!("invalid selector: '{text}'; can't understand '{term}'"));
+                return Err(format!(
+                    "invalid selector: '{text}'; can't understand '{term}'"
+                ));
             };
             let field = field.trim();
-            if !(field == "metadata.name" || field == "metadata.namespace" || fields.contains(&field)) {
+            if !(field == "metadata.name"
+                || field == "metadata.namespace"
+                || fields.contains(&field))
+            {
                 return Err(format!("field label not supported: {field}"));
             }
             terms.push((field.to_string(), equal, value.trim().to_string()));
@@ -143,7 +169,10 @@ impl FieldSelector {
     pub fn matches(&self, object: &Value) -> bool {
         self.terms.iter().all(|(field, equal, value)| {
             let pointer = format!("/{}", field.replace('.', "/"));
-            let found = object.pointer(&pointer).and_then(Value::as_str).unwrap_or("");
+            let found = object
+                .pointer(&pointer)
+                .and_then(Value::as_str)
+                .unwrap_or("");
             (found == value) == *equal
         })
     }
@@ -171,7 +200,9 @@ mod tests {
     #[test]
     fn field_selectors() {
         let object = json!({"metadata": {"name": "x", "namespace": "default"}, "status": {"phase": "Running"}});
-        let selector = FieldSelector::parse("metadata.name=x,status.phase!=Failed", &["status.phase"]).unwrap();
+        let selector =
+            FieldSelector::parse("metadata.name=x,status.phase!=Failed", &["status.phase"])
+                .unwrap();
         assert!(selector.matches(&object));
         assert_eq!(
             FieldSelector::parse("spec.foo=1", &[]),

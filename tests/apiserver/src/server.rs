@@ -57,7 +57,13 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(token: String, service_account: UserInfo, websocket_exec: bool, server_address: String, world: World) -> Self {
+    pub fn new(
+        token: String,
+        service_account: UserInfo,
+        websocket_exec: bool,
+        server_address: String,
+        world: World,
+    ) -> Self {
         State {
             token,
             service_account,
@@ -73,7 +79,11 @@ impl State {
 
 /// Accepts connections until the task is dropped; TLS when `tls` is given. HTTP/1.1 and
 /// HTTP/2 (by ALPN, or by the connection preface on plain HTTP) on the same port.
-pub async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, state: Arc<State>) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<State>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let (tcp, _peer) = tokio::select! {
@@ -92,7 +102,11 @@ pub async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>
             match tls {
                 Some(acceptor) => {
                     // A client that never finishes the handshake must not hold a task forever.
-                    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await;
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(tcp),
+                    )
+                    .await;
                     if let Ok(Ok(stream)) = handshake {
                         serve_connection(stream, state).await;
                     }
@@ -112,7 +126,10 @@ where
         async move { Ok::<_, Infallible>(handle(state, request).await) }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    if let Err(error) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
+    if let Err(error) = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .await
+    {
         log::debug!("connection: {error}");
     }
 }
@@ -131,7 +148,12 @@ pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<R
         headers: parts
             .headers
             .iter()
-            .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         ..RecordedRequest::default()
     };
@@ -151,7 +173,10 @@ pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<R
         }
     };
     let mut response = response;
-    let audit_id = crate::identity::stable_uid(&format!("audit/{}", state.audit_ids.fetch_add(1, Ordering::Relaxed)));
+    let audit_id = crate::identity::stable_uid(&format!(
+        "audit/{}",
+        state.audit_ids.fetch_add(1, Ordering::Relaxed)
+    ));
     if let Ok(value) = HeaderValue::from_str(&audit_id) {
         response.headers_mut().insert("audit-id", value);
     }
@@ -161,7 +186,12 @@ pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<R
 }
 
 /// The pipeline: request info, authentication, impersonation, authorization, handler.
-fn decide(state: &Arc<State>, parts: &mut Parts, body: &Bytes, record: &mut RecordedRequest) -> Response<ResponseBody> {
+fn decide(
+    state: &Arc<State>,
+    parts: &mut Parts,
+    body: &Bytes,
+    record: &mut RecordedRequest,
+) -> Response<ResponseBody> {
     let raw_path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let info = match resolve(parts.method.as_str(), &raw_path, &raw_query) {
@@ -182,8 +212,13 @@ fn decide(state: &Arc<State>, parts: &mut Parts, body: &Bytes, record: &mut Reco
         }
     };
 
-    let authenticated = bearer_token(parts.headers.get("authorization").map(|value| value.as_bytes()))
-        .is_some_and(|token| constant_time_equal(token.as_bytes(), state.token.as_bytes()));
+    let authenticated = bearer_token(
+        parts
+            .headers
+            .get("authorization")
+            .map(|value| value.as_bytes()),
+    )
+    .is_some_and(|token| constant_time_equal(token.as_bytes(), state.token.as_bytes()));
     if !authenticated {
         record.decision = "unauthorized".to_string();
         return status_response(&Status::unauthorized());
@@ -232,19 +267,35 @@ fn describe_refusal(status: &Status) -> String {
 }
 
 fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
-    left.len() == right.len() && left.iter().zip(right).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(right)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// Discovery, version and health endpoints.
-fn non_resource(state: &State, info: &RequestInfo, method: &hyper::Method) -> Response<ResponseBody> {
+fn non_resource(
+    state: &State,
+    info: &RequestInfo,
+    method: &hyper::Method,
+) -> Response<ResponseBody> {
     if method != hyper::Method::GET && method != hyper::Method::HEAD {
         return not_found_page();
     }
     let segments: Vec<&str> = info.path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["version"] => bytes_response(StatusCode::OK, "application/json", go_json_indented(&discovery::version())),
+        ["version"] => bytes_response(
+            StatusCode::OK,
+            "application/json",
+            go_json_indented(&discovery::version()),
+        ),
         ["healthz"] | ["livez"] | ["readyz"] => text_response(StatusCode::OK, "ok"),
-        ["api"] => json_response(StatusCode::OK, &discovery::api_versions(&state.server_address)),
+        ["api"] => json_response(
+            StatusCode::OK,
+            &discovery::api_versions(&state.server_address),
+        ),
         ["apis"] => json_response(StatusCode::OK, &discovery::api_group_list()),
         ["api", version] => discovery::api_resource_list("", version)
             .map(|list| json_response(StatusCode::OK, &list))
@@ -260,7 +311,13 @@ fn non_resource(state: &State, info: &RequestInfo, method: &hyper::Method) -> Re
 }
 
 /// A resource request that passed authorization.
-fn resource(state: &Arc<State>, parts: &mut Parts, info: &RequestInfo, user: &UserInfo, body: &Bytes) -> Response<ResponseBody> {
+fn resource(
+    state: &Arc<State>,
+    parts: &mut Parts,
+    info: &RequestInfo,
+    user: &UserInfo,
+    body: &Bytes,
+) -> Response<ResponseBody> {
     let name = if info.subresource.is_empty() {
         info.resource.clone()
     } else {
@@ -282,34 +339,61 @@ fn resource(state: &Arc<State>, parts: &mut Parts, info: &RequestInfo, user: &Us
     match resource_type.name {
         "pods/exec" => return exec_request(state, parts, info, user, &query),
         "pods/log" => return pod_log(state, info),
-        "pods/status" => return stored_get(state, discovery::find("", "v1", "pods"), info, &parts.headers, &query),
+        "pods/status" => {
+            return stored_get(
+                state,
+                discovery::find("", "v1", "pods"),
+                info,
+                &parts.headers,
+                &query,
+            )
+        }
         _ => {}
     }
     if !resource_type.verbs.contains(&info.verb.as_str()) {
-        return status_response(&Status::method_not_supported(resource_type.group, resource_type.name, &info.verb));
+        return status_response(&Status::method_not_supported(
+            resource_type.group,
+            resource_type.name,
+            &info.verb,
+        ));
     }
     let rbac_snapshot = || match state.world.read() {
         Ok(world) => world.rbac.clone(),
         Err(poisoned) => poisoned.into_inner().rbac.clone(),
     };
     match (resource_type.name, info.verb.as_str()) {
-        ("selfsubjectreviews", "create") => json_response(StatusCode::CREATED, &reviews::self_subject_review(user)),
-        ("selfsubjectaccessreviews", "create") => {
-            respond(reviews::access_review(user, body, &rbac_snapshot(), "SelfSubjectAccessReview"), StatusCode::CREATED)
+        ("selfsubjectreviews", "create") => {
+            json_response(StatusCode::CREATED, &reviews::self_subject_review(user))
         }
-        ("subjectaccessreviews", "create") => {
-            respond(reviews::access_review(user, body, &rbac_snapshot(), "SubjectAccessReview"), StatusCode::CREATED)
-        }
-        ("selfsubjectrulesreviews", "create") => {
-            respond(reviews::rules_review(user, body, &rbac_snapshot()), StatusCode::CREATED)
-        }
+        ("selfsubjectaccessreviews", "create") => respond(
+            reviews::access_review(user, body, &rbac_snapshot(), "SelfSubjectAccessReview"),
+            StatusCode::CREATED,
+        ),
+        ("subjectaccessreviews", "create") => respond(
+            reviews::access_review(user, body, &rbac_snapshot(), "SubjectAccessReview"),
+            StatusCode::CREATED,
+        ),
+        ("selfsubjectrulesreviews", "create") => respond(
+            reviews::rules_review(user, body, &rbac_snapshot()),
+            StatusCode::CREATED,
+        ),
         (_, "get") => stored_get(state, Some(resource_type), info, &parts.headers, &query),
         (_, "list") => stored_list(state, resource_type, info, &parts.headers, &query),
-        (_, "watch") => crate::watch::start(state, resource_type, info, &query, wants_table(&parts.headers)),
+        (_, "watch") => crate::watch::start(
+            state,
+            resource_type,
+            info,
+            &query,
+            wants_table(&parts.headers),
+        ),
         (_, "create" | "update" | "patch" | "delete" | "deletecollection") => {
             stored_write(state, resource_type, info, &parts.headers, &query, body)
         }
-        _ => status_response(&Status::method_not_supported(resource_type.group, resource_type.name, &info.verb)),
+        _ => status_response(&Status::method_not_supported(
+            resource_type.group,
+            resource_type.name,
+            &info.verb,
+        )),
     }
 }
 
@@ -356,30 +440,50 @@ fn stored_get(
         Err(poisoned) => poisoned.into_inner(),
     };
     let Some(object) = world.store.get(resource_type, &info.namespace, &info.name) else {
-        return status_response(&Status::not_found(resource_type.group, resource_type.name, &info.name));
+        return status_response(&Status::not_found(
+            resource_type.group,
+            resource_type.name,
+            &info.name,
+        ));
     };
     if wants_table(headers) {
         let include = query.first("includeObject").unwrap_or_default();
-        let version = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+        let version = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         return json_response(
             StatusCode::OK,
-            &table::table(resource_type, &[object], version, &include, clock::now_seconds()),
+            &table::table(
+                resource_type,
+                &[object],
+                version,
+                &include,
+                clock::now_seconds(),
+            ),
         );
     }
     json_response(StatusCode::OK, object)
 }
 
 /// Parses `labelSelector` and `fieldSelector`, or the 400 the API server would answer.
-pub fn selectors(resource_type: &ResourceType, query: &Query) -> Result<(LabelSelector, FieldSelector), Status> {
-    let labels = LabelSelector::parse(&query.first("labelSelector").unwrap_or_default()).map_err(Status::bad_request)?;
+pub fn selectors(
+    resource_type: &ResourceType,
+    query: &Query,
+) -> Result<(LabelSelector, FieldSelector), Status> {
+    let labels = LabelSelector::parse(&query.first("labelSelector").unwrap_or_default())
+        .map_err(Status::bad_request)?;
     let extra_fields: &[&str] = match resource_type.name {
         "pods" => &["spec.nodeName", "status.phase"],
         "secrets" => &["type"],
         "namespaces" => &["status.phase"],
         _ => &[],
     };
-    let fields = FieldSelector::parse(&query.first("fieldSelector").unwrap_or_default(), extra_fields)
-        .map_err(Status::bad_request)?;
+    let fields = FieldSelector::parse(
+        &query.first("fieldSelector").unwrap_or_default(),
+        extra_fields,
+    )
+    .map_err(Status::bad_request)?;
     Ok((labels, fields))
 }
 
@@ -398,16 +502,27 @@ fn stored_list(
         Ok(world) => world,
         Err(poisoned) => poisoned.into_inner(),
     };
-    let items = world.store.list(resource_type, &info.namespace, &labels, &fields);
+    let items = world
+        .store
+        .list(resource_type, &info.namespace, &labels, &fields);
     let version = world.store.resource_version();
     if wants_table(headers) {
         let include = query.first("includeObject").unwrap_or_default();
         return json_response(
             StatusCode::OK,
-            &table::table(resource_type, &items, &version, &include, clock::now_seconds()),
+            &table::table(
+                resource_type,
+                &items,
+                &version,
+                &include,
+                clock::now_seconds(),
+            ),
         );
     }
-    json_response(StatusCode::OK, &list_document(resource_type, &items, &version))
+    json_response(
+        StatusCode::OK,
+        &list_document(resource_type, &items, &version),
+    )
 }
 
 fn stored_write(
@@ -419,9 +534,27 @@ fn stored_write(
     body: &Bytes,
 ) -> Response<ResponseBody> {
     let parsed_body = || -> Result<Value, Status> {
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        if content_type.starts_with(crate::proto::CONTENT_TYPE) {
+            if let Some(object) = crate::proto::decode_object(body) {
+                return Ok(object);
+            }
+            return Err(Status::failure_with(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            ));
+        }
         serde_json::from_slice::<Value>(body)
             .or_else(|_| serde_yaml::from_slice::<Value>(body))
-            .map_err(|error| Status::bad_request(format!("the body of the request could not be decoded: {error}")))
+            .map_err(|error| {
+                Status::bad_request(format!(
+                    "the body of the request could not be decoded: {error}"
+                ))
+            })
     };
     let mut world = match state.world.write() {
         Ok(world) => world,
@@ -443,8 +576,13 @@ fn stored_write(
             .and_then(|object| store.update(resource_type, &info.namespace, &info.name, object))
             .map(|object| (StatusCode::OK, object)),
         "patch" => {
-            let content_type = headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
-            if content_type.starts_with("application/json-patch+json") || content_type.starts_with("application/apply-patch") {
+            let content_type = headers
+                .get(CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("");
+            if content_type.starts_with("application/json-patch+json")
+                || content_type.starts_with("application/apply-patch")
+            {
                 Err(Status::failure_with(
                     415,
                     "UnsupportedMediaType",
@@ -452,21 +590,40 @@ fn stored_write(
                 ))
             } else {
                 parsed_body()
-                    .and_then(|patch| store.patch(resource_type, &info.namespace, &info.name, &patch))
+                    .and_then(|patch| {
+                        store.patch(resource_type, &info.namespace, &info.name, &patch)
+                    })
                     .map(|object| (StatusCode::OK, object))
             }
         }
-        "delete" => store.delete(resource_type, &info.namespace, &info.name).map(|object| {
-            if resource_type.name == "pods" || resource_type.name == "namespaces" {
-                (StatusCode::OK, object)
-            } else {
-                let uid = object.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
-                let status = Status::success_deleted(resource_type.group, resource_type.name, &info.name, uid);
-                (StatusCode::OK, serde_json::to_value(status).unwrap_or(Value::Null))
-            }
+        "delete" => store
+            .delete(resource_type, &info.namespace, &info.name)
+            .map(|object| {
+                if resource_type.name == "pods" || resource_type.name == "namespaces" {
+                    (StatusCode::OK, object)
+                } else {
+                    let uid = object
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let status = Status::success_deleted(
+                        resource_type.group,
+                        resource_type.name,
+                        &info.name,
+                        uid,
+                    );
+                    (
+                        StatusCode::OK,
+                        serde_json::to_value(status).unwrap_or(Value::Null),
+                    )
+                }
+            }),
+        _ => selectors(resource_type, query).map(|(labels, fields)| {
+            (
+                StatusCode::OK,
+                store.delete_collection(resource_type, &info.namespace, &labels, &fields),
+            )
         }),
-        _ => selectors(resource_type, query)
-            .map(|(labels, fields)| (StatusCode::OK, store.delete_collection(resource_type, &info.namespace, &labels, &fields))),
     };
     if !dry_run && result.is_ok() {
         crate::watch::notify(state, resource_type, info, &result);
@@ -530,7 +687,9 @@ fn exec_request(
     }
     let options = ExecOptions::from_query(query);
     if options.command.is_empty() {
-        return status_response(&Status::bad_request("you must specify at least one command for the container"));
+        return status_response(&Status::bad_request(
+            "you must specify at least one command for the container",
+        ));
     }
     let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
         return status_response(&Status::bad_request("Upgrade request required"));
@@ -539,30 +698,51 @@ fn exec_request(
         if !state.websocket_exec {
             // As an API server that does not translate WebSocket exec: kubectl falls back
             // to SPDY on any refused upgrade.
-            return status_response(&Status::bad_request("WebSocket exec is turned off on this stand-in"));
+            return status_response(&Status::bad_request(
+                "WebSocket exec is turned off on this stand-in",
+            ));
         }
-        let Some(protocol) = exec::negotiate(&parts.headers, "sec-websocket-protocol", &exec::WEBSOCKET_PROTOCOLS) else {
-            return status_response(&Status::bad_request("no supported WebSocket subprotocol (want v5.channel.k8s.io or v4.channel.k8s.io)"));
+        let Some(protocol) = exec::negotiate(
+            &parts.headers,
+            "sec-websocket-protocol",
+            &exec::WEBSOCKET_PROTOCOLS,
+        ) else {
+            return status_response(&Status::bad_request(
+                "no supported WebSocket subprotocol (want v5.channel.k8s.io or v4.channel.k8s.io)",
+            ));
         };
-        let Some(key) = parts.headers.get("sec-websocket-key").and_then(|value| value.to_str().ok()) else {
+        let Some(key) = parts
+            .headers
+            .get("sec-websocket-key")
+            .and_then(|value| value.to_str().ok())
+        else {
             return status_response(&Status::bad_request("missing Sec-WebSocket-Key"));
         };
         let accept = exec::websocket_accept(key);
         let pod = info.name.clone();
         tokio::spawn(async move {
             if let Ok(upgraded) = on_upgrade.await {
-                if let Err(error) = exec::serve_websocket(TokioIo::new(upgraded), protocol, &options, &pod).await {
+                if let Err(error) =
+                    exec::serve_websocket(TokioIo::new(upgraded), protocol, &options, &pod).await
+                {
                     log::debug!("exec websocket: {error}");
                 }
             }
         });
-        return upgrade_response("websocket", &[
-            ("sec-websocket-accept", accept),
-            ("sec-websocket-protocol", protocol.to_string()),
-        ]);
+        return upgrade_response(
+            "websocket",
+            &[
+                ("sec-websocket-accept", accept),
+                ("sec-websocket-protocol", protocol.to_string()),
+            ],
+        );
     }
     if spdy && parts.method == hyper::Method::POST {
-        let protocol = exec::negotiate(&parts.headers, "x-stream-protocol-version", &exec::SPDY_PROTOCOLS);
+        let protocol = exec::negotiate(
+            &parts.headers,
+            "x-stream-protocol-version",
+            &exec::SPDY_PROTOCOLS,
+        );
         // No SPDY framing: accept the upgrade and close, which kubectl reports as a
         // failed stream after the gateway let it through.
         tokio::spawn(async move {
@@ -598,7 +778,11 @@ pub fn empty_body() -> ResponseBody {
 }
 
 /// A response with the API server's usual headers.
-pub fn bytes_response(code: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<ResponseBody> {
+pub fn bytes_response(
+    code: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response<ResponseBody> {
     let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
     *response.status_mut() = code;
     let headers = response.headers_mut();
@@ -614,17 +798,19 @@ pub fn json_response(code: StatusCode, value: &Value) -> Response<ResponseBody> 
 pub fn status_response(status: &Status) -> Response<ResponseBody> {
     let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = bytes_response(code, "application/json", status.to_body());
-    response
-        .headers_mut()
-        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    response.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
 fn text_response(code: StatusCode, text: &str) -> Response<ResponseBody> {
     let mut response = bytes_response(code, "text/plain; charset=utf-8", text.as_bytes().to_vec());
-    response
-        .headers_mut()
-        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    response.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 

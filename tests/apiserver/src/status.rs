@@ -106,7 +106,10 @@ impl Status {
         } else if attributes.name.is_empty() {
             format!("{resource} is forbidden: {explanation}")
         } else {
-            format!("{resource} {} is forbidden: {explanation}", go_quote(&attributes.name))
+            format!(
+                "{resource} {} is forbidden: {explanation}",
+                go_quote(&attributes.name)
+            )
         };
         let (group, kind) = if attributes.resource_request {
             (attributes.api_group.clone(), attributes.resource.clone())
@@ -131,7 +134,11 @@ impl Status {
         Self::failure(
             404,
             "NotFound",
-            format!("{} {} not found", qualified_resource(group, resource), go_quote(name)),
+            format!(
+                "{} {} not found",
+                qualified_resource(group, resource),
+                go_quote(name)
+            ),
             Some(StatusDetails {
                 name: name.to_string(),
                 group: group.to_string(),
@@ -146,7 +153,11 @@ impl Status {
         Self::failure(
             409,
             "AlreadyExists",
-            format!("{} {} already exists", qualified_resource(group, resource), go_quote(name)),
+            format!(
+                "{} {} already exists",
+                qualified_resource(group, resource),
+                go_quote(name)
+            ),
             Some(StatusDetails {
                 name: name.to_string(),
                 group: group.to_string(),
@@ -398,7 +409,9 @@ mod tests {
         refused.user = UserInfo::named("x<y");
         let body = String::from_utf8(Status::forbidden(&refused, "").to_body()).unwrap();
         // The explanation is HTML-escaped first; the JSON encoder escapes what remains.
-        assert!(body.contains("pods \\\"a\\u003cb\\u003e\\u0026c\\\" is forbidden: User \\\"x\\u0026lt;y\\\""));
+        assert!(body.contains(
+            "pods \\\"a\\u003cb\\u003e\\u0026c\\\" is forbidden: User \\\"x\\u0026lt;y\\\""
+        ));
     }
 
     #[test]

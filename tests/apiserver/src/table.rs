@@ -118,7 +118,10 @@ fn columns(resource: &ResourceType) -> Vec<Column> {
 }
 
 fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
-    object.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn or_none(value: String) -> String {
@@ -153,8 +156,14 @@ fn cells(resource: &ResourceType, object: &Value, now: i64) -> Vec<Value> {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            let ready = statuses.iter().filter(|status| status["ready"] == json!(true)).count();
-            let restarts: i64 = statuses.iter().filter_map(|status| status["restartCount"].as_i64()).sum();
+            let ready = statuses
+                .iter()
+                .filter(|status| status["ready"] == json!(true))
+                .count();
+            let restarts: i64 = statuses
+                .iter()
+                .filter_map(|status| status["restartCount"].as_i64())
+                .sum();
             let phase = text(object, "/status/phase");
             let reason = text(object, "/status/reason");
             let status = if !reason.is_empty() {
@@ -174,16 +183,26 @@ fn cells(resource: &ResourceType, object: &Value, now: i64) -> Vec<Value> {
                 json!(age(object, now)),
                 json!(or_none(text(object, "/status/podIP").to_string())),
                 json!(or_none(text(object, "/spec/nodeName").to_string())),
-                json!(or_none(text(object, "/status/nominatedNodeName").to_string())),
+                json!(or_none(
+                    text(object, "/status/nominatedNodeName").to_string()
+                )),
                 json!("<none>"),
             ]
         }
-        "namespaces" => vec![name, json!(text(object, "/status/phase")), json!(age(object, now))],
+        "namespaces" => vec![
+            name,
+            json!(text(object, "/status/phase")),
+            json!(age(object, now)),
+        ],
         "nodes" => {
             let ready = object
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
-                .and_then(|conditions| conditions.iter().find(|condition| condition["type"] == "Ready"))
+                .and_then(|conditions| {
+                    conditions
+                        .iter()
+                        .find(|condition| condition["type"] == "Ready")
+                })
                 .map(|condition| condition["status"] == "True")
                 .unwrap_or(false);
             let roles: Vec<&str> = object
@@ -235,7 +254,11 @@ fn cells(resource: &ResourceType, object: &Value, now: i64) -> Vec<Value> {
             json!(count(object, "/data") + count(object, "/binaryData")),
             json!(age(object, now)),
         ],
-        "serviceaccounts" => vec![name, json!(count(object, "/secrets")), json!(age(object, now))],
+        "serviceaccounts" => vec![
+            name,
+            json!(count(object, "/secrets")),
+            json!(age(object, now)),
+        ],
         "services" => {
             let ports: Vec<String> = object
                 .pointer("/spec/ports")
@@ -290,7 +313,9 @@ fn cells(resource: &ResourceType, object: &Value, now: i64) -> Vec<Value> {
                     .map(|subject| {
                         let name = subject["name"].as_str().unwrap_or("");
                         match subject["namespace"].as_str() {
-                            Some(namespace) if kind == "ServiceAccount" => format!("{namespace}/{name}"),
+                            Some(namespace) if kind == "ServiceAccount" => {
+                                format!("{namespace}/{name}")
+                            }
                             _ => name.to_string(),
                         }
                     })
@@ -299,7 +324,11 @@ fn cells(resource: &ResourceType, object: &Value, now: i64) -> Vec<Value> {
             };
             vec![
                 name,
-                json!(format!("{}/{}", text(object, "/roleRef/kind"), text(object, "/roleRef/name"))),
+                json!(format!(
+                    "{}/{}",
+                    text(object, "/roleRef/kind"),
+                    text(object, "/roleRef/name")
+                )),
                 json!(age(object, now)),
                 json!(of_kind("User")),
                 json!(of_kind("Group")),
@@ -311,7 +340,13 @@ fn cells(resource: &ResourceType, object: &Value, now: i64) -> Vec<Value> {
 }
 
 /// A Table of `objects` of `resource`.
-pub fn table(resource: &ResourceType, objects: &[&Value], resource_version: &str, include_object: &str, now: i64) -> Value {
+pub fn table(
+    resource: &ResourceType,
+    objects: &[&Value],
+    resource_version: &str,
+    include_object: &str,
+    now: i64,
+) -> Value {
     let column_definitions: Vec<Value> = columns(resource)
         .iter()
         .map(|column| {
@@ -366,7 +401,20 @@ mod tests {
                              "spec": {"containers": [{"name": "c"}]}});
         crate::seed::start_pod(&mut pod, 1);
         let table = table(pods, &[&pod], "7", "Metadata", 1300);
-        assert_eq!(table["rows"][0]["cells"], json!(["p", "1/1", "Running", "0", "5m", "10.244.0.11", "standin-node", "<none>", "<none>"]));
+        assert_eq!(
+            table["rows"][0]["cells"],
+            json!([
+                "p",
+                "1/1",
+                "Running",
+                "0",
+                "5m",
+                "10.244.0.11",
+                "standin-node",
+                "<none>",
+                "<none>"
+            ])
+        );
         assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(table["columnDefinitions"][4]["name"], "Age");
     }

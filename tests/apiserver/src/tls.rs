@@ -36,7 +36,9 @@ impl ServingCertificate {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let ca_cert = ca_params.self_signed(&ca_key).context("self-signing the CA")?;
+        let ca_cert = ca_params
+            .self_signed(&ca_key)
+            .context("self-signing the CA")?;
         let issuer = Issuer::new(ca_params, ca_key);
 
         let mut names = vec![
@@ -48,7 +50,8 @@ impl ServingCertificate {
         ];
         names.extend(extra_names.iter().cloned());
         let server_key = KeyPair::generate().context("generating the server key")?;
-        let mut server_params = CertificateParams::new(names).context("server certificate names")?;
+        let mut server_params =
+            CertificateParams::new(names).context("server certificate names")?;
         server_params
             .distinguished_name
             .push(DnType::CommonName, "kube-apiserver");

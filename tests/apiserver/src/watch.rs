@@ -41,7 +41,12 @@ pub fn channel() -> broadcast::Sender<WatchEvent> {
 }
 
 /// Announces the result of a successful write.
-pub fn notify(state: &State, resource_type: &'static ResourceType, info: &RequestInfo, result: &Result<(StatusCode, Value), Status>) {
+pub fn notify(
+    state: &State,
+    resource_type: &'static ResourceType,
+    info: &RequestInfo,
+    result: &Result<(StatusCode, Value), Status>,
+) {
     let Ok((_, object)) = result else {
         return;
     };
@@ -58,7 +63,12 @@ pub fn notify(state: &State, resource_type: &'static ResourceType, info: &Reques
             drop(state.watchers.send(event("DELETED", object.clone())))
         }
         "deletecollection" => {
-            for item in object.get("items").and_then(Value::as_array).cloned().unwrap_or_default() {
+            for item in object
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
                 drop(state.watchers.send(event("DELETED", item)));
             }
         }
@@ -74,7 +84,10 @@ impl Body for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.receiver
             .poll_recv(context)
             .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
@@ -119,12 +132,23 @@ pub fn start(
     let (sender, receiver) = mpsc::channel::<Bytes>(16);
     let encode = move |kind: &str, object: &Value| -> Bytes {
         let object = if as_table {
-            let version = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
-            table::table(resource_type, &[object], version, "Metadata", clock::now_seconds())
+            let version = object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            table::table(
+                resource_type,
+                &[object],
+                version,
+                "Metadata",
+                clock::now_seconds(),
+            )
         } else {
             object.clone()
         };
-        Bytes::from(crate::status::go_json(&json!({"type": kind, "object": object})))
+        Bytes::from(crate::status::go_json(
+            &json!({"type": kind, "object": object}),
+        ))
     };
     tokio::spawn(async move {
         let stream = async {
@@ -142,11 +166,18 @@ pub fn start(
                 let in_scope = event.group == resource_type.group
                     && event.resource == resource_type.name
                     && (namespace.is_empty()
-                        || event.object.pointer("/metadata/namespace").and_then(Value::as_str) == Some(namespace.as_str()));
+                        || event
+                            .object
+                            .pointer("/metadata/namespace")
+                            .and_then(Value::as_str)
+                            == Some(namespace.as_str()));
                 if in_scope
                     && labels.matches(&event.object)
                     && fields.matches(&event.object)
-                    && sender.send(encode(event.kind, &event.object)).await.is_err()
+                    && sender
+                        .send(encode(event.kind, &event.object))
+                        .await
+                        .is_err()
                 {
                     return;
                 }
@@ -155,8 +186,9 @@ pub fn start(
         let _ = tokio::time::timeout(timeout, stream).await;
     });
     let mut response = Response::new(ChannelBody { receiver }.boxed());
-    response
-        .headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     response
 }
