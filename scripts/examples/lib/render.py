@@ -21,7 +21,7 @@ NAME = re.compile(r"\$\{(KUBEGATE_[A-Z0-9_]+)\}")
 # string would read as syntax (no quotes, colons-space, '#', braces, newlines).
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9._/+=@-][A-Za-z0-9._/+=@:-]*$")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # Defaults per example (the template file's stem). The service-account token is not here:
 # it reaches Envoy as an environment variable and the VM through host_env_keys.
