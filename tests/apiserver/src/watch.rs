@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use hyper::{Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::discovery::ResourceType;
@@ -74,6 +74,14 @@ pub fn notify(
         }
         _ => {}
     }
+}
+
+/// `metav1.WatchEvent`, in the API server's field order.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: &'a Value,
 }
 
 struct ChannelBody {
@@ -146,9 +154,10 @@ pub fn start(
         } else {
             object.clone()
         };
-        Bytes::from(crate::status::go_json(
-            &json!({"type": kind, "object": object}),
-        ))
+        Bytes::from(crate::status::go_json(&Event {
+            kind,
+            object: &object,
+        }))
     };
     tokio::spawn(async move {
         let stream = async {
