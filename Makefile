@@ -94,3 +94,37 @@ FUZZ_SECONDS ?= 20
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	FUZZ_SECONDS=$(FUZZ_SECONDS) CARGO=$(CARGO) fuzz/run.sh
+
+# ---- Envoy / Istio / Kubernetes examples (envoy-examples/) -------------------------------
+# Python tooling for the examples lives in its own venv under build/, pinned by
+# scripts/examples/requirements.txt and re-installed when that file changes.
+EXAMPLES_PYTHON ?= python3
+EXAMPLES_VENV := build/examples-venv
+EXAMPLE ?= local-standin
+
+$(EXAMPLES_VENV)/.installed: scripts/examples/requirements.txt
+	rm -rf $(EXAMPLES_VENV)
+	$(EXAMPLES_PYTHON) -m venv $(EXAMPLES_VENV)
+	$(EXAMPLES_VENV)/bin/pip install --quiet --disable-pip-version-check --no-input -r scripts/examples/requirements.txt
+	touch $@
+
+.PHONY: validate-examples envoy oci
+# Envoy bootstraps parsed against Envoy's v3 API, WasmPlugins against Istio's CRD (CEL rules
+# included), Kubernetes manifests against Kubernetes' schemas; kubegate configurations are
+# extracted to build/examples-config/ for the Rust parser test. Then the validators' own tests.
+validate-examples: $(EXAMPLES_VENV)/.installed
+	$(EXAMPLES_VENV)/bin/python scripts/examples/validate.py --quiet
+	$(EXAMPLES_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/examples
+
+# Run an example bootstrap with func-e: make envoy [EXAMPLE=local-standin|local-standin-skip-verify|in-cluster]
+# (needs KUBEGATE_SA_TOKEN or KUBEGATE_SA_TOKEN_FILE; see envoy-examples/README.md).
+envoy:
+	@scripts/examples/run_envoy.sh --check
+	$(MAKE) build
+	EXAMPLE=$(EXAMPLE) scripts/examples/run_envoy.sh
+
+# kubegate.wasm as a Wasm OCI image (Istio's compat variant) under build/oci/: an image-layout
+# directory and an oci-archive tarball. OCI_VARIANT=oci builds the two-layer variant instead.
+OCI_VARIANT ?= compat
+oci: build
+	$(EXAMPLES_PYTHON) scripts/examples/oci.py --wasm $(WASM) --out build/oci --variant $(OCI_VARIANT)
