@@ -431,7 +431,7 @@ fn describe_subject(subject: &Subject, binding_namespace: &str) -> String {
 fn subject_applies(subject: &Subject, user: &UserInfo, binding_namespace: &str) -> bool {
     match subject.kind.as_str() {
         "User" => user.username == subject.name,
-        "Group" => user.groups.iter().any(|group| *group == subject.name),
+        "Group" => user.groups.contains(&subject.name),
         "ServiceAccount" => {
             let namespace = if subject.namespace.is_empty() {
                 binding_namespace

@@ -88,12 +88,10 @@ pub fn resolve(method: &str, raw_path: &str, raw_query: &str) -> Result<RequestI
         .to_string();
     }
 
-    if parts[0] == "namespaces" {
-        if parts.len() > 1 {
-            info.namespace = parts[1].to_string();
-            if parts.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&parts[2]) {
-                parts.drain(..2);
-            }
+    if parts[0] == "namespaces" && parts.len() > 1 {
+        info.namespace = parts[1].to_string();
+        if parts.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&parts[2]) {
+            parts.drain(..2);
         }
     }
     info.parts = parts.iter().map(|part| part.to_string()).collect();

@@ -23,7 +23,7 @@ pub struct Status {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<StatusDetails>,
+    pub details: Option<Box<StatusDetails>>,
     pub code: u16,
 }
 
@@ -45,6 +45,7 @@ struct EmptyObject {}
 
 impl Status {
     fn failure(code: u16, reason: &str, message: String, details: Option<StatusDetails>) -> Self {
+        let details = details.map(Box::new);
         Status {
             kind: "Status",
             api_version: "v1",
@@ -204,12 +205,12 @@ impl Status {
             status: "Success",
             message: String::new(),
             reason: String::new(),
-            details: Some(StatusDetails {
+            details: Some(Box::new(StatusDetails {
                 name: name.to_string(),
                 group: group.to_string(),
                 kind: resource.to_string(),
                 uid: uid.to_string(),
-            }),
+            })),
             code: 200,
         }
     }
@@ -393,7 +394,7 @@ mod tests {
             "userextras.authentication.k8s.io \"v\" is forbidden: User \"nobody@example.com\" cannot impersonate resource \"userextras/scopes\" in API group \"authentication.k8s.io\" at the cluster scope: RBAC: role missing"
         );
         assert_eq!(
-            status.details.unwrap(),
+            *status.details.unwrap(),
             StatusDetails {
                 name: "v".into(),
                 group: "authentication.k8s.io".into(),

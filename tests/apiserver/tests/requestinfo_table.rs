@@ -4,8 +4,20 @@
 use kube_apiserver_standin::requestinfo::{resolve, ResolveError};
 
 /// (method, target, verb, api group, version, namespace, resource, subresource, name);
-/// `resource request` is implied by a non-empty version.
-const TABLE: &[(&str, &str, &str, &str, &str, &str, &str, &str, &str)] = &[
+/// every row is a resource request.
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+const TABLE: &[Row] = &[
     (
         "GET",
         "/api/v1/namespaces/default/pods",
