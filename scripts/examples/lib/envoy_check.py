@@ -121,6 +121,7 @@ def unpack_any(any_msg: any_pb2.Any):
 _HEADER_NAME = re.compile(r"^:?[0-9a-zA-Z!#$%&'*+\-.^_|~`]+$")
 _HEADER_VALUE_STRICT = re.compile(r"^[^\x00-\x08\x0A-\x1F\x7F]*$")
 _HEADER_VALUE_LOOSE = re.compile(r"^[^\x00\n\r]*$")
+_HEADER_LOOSE = re.compile(r"^[^\x00\n\r]+$")  # PGV's non-strict header rules: no NUL, CR, LF
 _WRAPPERS = {
     "google.protobuf.DoubleValue", "google.protobuf.FloatValue", "google.protobuf.Int64Value",
     "google.protobuf.UInt64Value", "google.protobuf.Int32Value", "google.protobuf.UInt32Value",
@@ -207,7 +208,7 @@ def _string_errors(v: str, r) -> list[str]:
     if wk == "well_known_regex":
         strict = r.strict if r.HasField("strict") else True
         kind = validate_pb2.KnownRegex.Name(r.well_known_regex)
-        if kind == "HTTP_HEADER_NAME" and not _HEADER_NAME.match(v):
+        if kind == "HTTP_HEADER_NAME" and not (_HEADER_NAME if strict else _HEADER_LOOSE).match(v):
             out.append("value does not match regex pattern for an HTTP header name")
         if kind == "HTTP_HEADER_VALUE":
             rx = _HEADER_VALUE_STRICT if strict else _HEADER_VALUE_LOOSE
