@@ -154,7 +154,8 @@ impl RunningApiServer {
                 .put_manifest_object(object, clock::now_seconds())
                 .map_err(anyhow::Error::msg)?;
         }
-        world.rbac = rbac::Rbac::from_objects(world.store.objects()).map_err(anyhow::Error::msg)?;
+        let rbac = authorizer_for(&mut world.store)?;
+        world.rbac = rbac;
         Ok(())
     }
 
@@ -173,6 +174,16 @@ impl Drop for RunningApiServer {
             task.abort();
         }
     }
+}
+
+/// The authorizer for the store's RBAC objects; aggregated ClusterRoles get their rules
+/// written back, so `kubectl get clusterrole view -o yaml` shows them as on a cluster.
+fn authorizer_for(store: &mut resources::ObjectStore) -> anyhow::Result<rbac::Rbac> {
+    let rbac = rbac::Rbac::from_objects(store.objects()).map_err(anyhow::Error::msg)?;
+    for (name, rules) in rbac.aggregated_rules() {
+        store.set_cluster_role_rules(&name, &rules);
+    }
+    Ok(rbac)
 }
 
 /// Starts the stand-in on `config.listen` (a Tokio runtime must be running).
@@ -226,7 +237,7 @@ pub async fn start(config: StandinConfig) -> anyhow::Result<RunningApiServer> {
             }
         }
     }
-    let rbac = rbac::Rbac::from_objects(store.objects()).map_err(anyhow::Error::msg)?;
+    let rbac = authorizer_for(&mut store)?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -296,6 +296,16 @@ impl Rbac {
         }
     }
 
+    /// The rules of every aggregated ClusterRole, as the controller manager writes them
+    /// back into the objects.
+    pub fn aggregated_rules(&self) -> Vec<(String, Vec<PolicyRule>)> {
+        self.cluster_roles
+            .iter()
+            .filter(|(_, role)| role.aggregation_selectors.is_some())
+            .map(|(name, role)| (name.clone(), role.rules.clone()))
+            .collect()
+    }
+
     /// `RBACAuthorizer.Authorize`: ClusterRoleBindings first, then the RoleBindings of the
     /// request's namespace; the first rule that allows decides.
     pub fn authorize(&self, attributes: &Attributes) -> Decision {

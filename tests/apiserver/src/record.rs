@@ -25,8 +25,9 @@ pub struct RecordedRequest {
     pub impersonated: Option<UserInfo>,
     /// The HTTP status answered (101 for an accepted upgrade).
     pub status: u16,
-    /// A short account of the decision: `allowed: RBAC: allowed by ...`, `unauthorized`,
-    /// `forbidden: <message>`, `bad request: <message>`, `not found`, ...
+    /// A short account of the decision: `allowed: RBAC: allowed by ...` (with `; then
+    /// <status>` when the handler then failed), `unauthorized`, `forbidden: <message>`,
+    /// `badrequest: <message>`.
     pub decision: String,
 }
 

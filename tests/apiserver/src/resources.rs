@@ -86,6 +86,23 @@ impl ObjectStore {
         Ok(true)
     }
 
+    /// Replaces a ClusterRole's rules (for aggregated roles), leaving its resource version.
+    pub fn set_cluster_role_rules(&mut self, name: &str, rules: &[crate::rbac::PolicyRule]) {
+        let Some(resource) = discovery::find(crate::rbac::RBAC_GROUP, "v1", "clusterroles") else {
+            return;
+        };
+        if let Some(object) = self
+            .objects
+            .get_mut(&key(resource, "", name))
+            .and_then(Value::as_object_mut)
+        {
+            object.insert(
+                "rules".into(),
+                serde_json::to_value(rules).unwrap_or(Value::Null),
+            );
+        }
+    }
+
     /// Whether the namespace exists.
     pub fn namespace_exists(&self, namespace: &str) -> bool {
         self.objects.contains_key(&ObjectKey {

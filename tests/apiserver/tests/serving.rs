@@ -321,6 +321,20 @@ async fn manifests_applied_later_take_effect() {
         .unwrap();
     let namespaces = get_as(&server, "/api/v1/namespaces", &SOMEUSER).await;
     assert_eq!(namespaces.status, 200);
+    // The aggregated role shows its rules, as the controller manager fills them in.
+    let view = get_as(
+        &server,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/view",
+        &ADMIN,
+    )
+    .await
+    .json();
+    assert!(
+        view["rules"]
+            .as_array()
+            .is_some_and(|rules| rules.len() >= 4),
+        "{view}"
+    );
     let listed = namespaces.json();
     let names: Vec<&str> = listed["items"]
         .as_array()
