@@ -533,3 +533,85 @@ def test_make_envoy_renders_and_hands_the_token_through_the_environment(tmp_path
     env.pop("KUBEGATE_SA_TOKEN_FILE")
     r = _run_envoy(tmp_path, env)
     assert r.returncode != 0 and "kubegate-token" in r.stderr
+
+
+# ---- the RBAC manifests against the API-server stand-in (tests/apiserver) ---------------------
+
+STANDIN = REPO / "target/debug/kube-apiserver-standin"
+
+
+@pytest.fixture
+def standin(tmp_path):
+    """The stand-in, loaded with our manifests, caller = kubegate's service account."""
+    if not STANDIN.is_file():
+        pytest.skip("kube-apiserver-standin not built (cargo build -p kube-apiserver-standin)")
+    import socket
+    import time
+    import urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ca = tmp_path / "ca.crt"
+    k8s = EXAMPLES / "kubernetes"
+
+    def start(*manifests: str) -> tuple[str, subprocess.Popen]:
+        args = [str(STANDIN), "--listen", f"127.0.0.1:{port}", "--token", "sa-token",
+                "--service-account", "kubegate-system/kubegate", "--print-ca", str(ca)]
+        for m in manifests:
+            args += ["--manifest", str(k8s / m)]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(100):
+            if ca.exists() and ca.stat().st_size:
+                return f"https://localhost:{port}", proc
+            time.sleep(0.05)
+        proc.kill()
+        raise AssertionError(proc.stdout.read().decode())
+
+    procs = []
+
+    def run(*manifests):
+        url, proc = start(*manifests)
+        procs.append(proc)
+        return url
+
+    yield run, ca
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def _call(base: str, ca: Path, path: str, method: str = "GET", headers: dict | None = None) -> int:
+    import ssl
+    import urllib.error
+    import urllib.request
+    ctx = ssl.create_default_context(cafile=str(ca))
+    req = urllib.request.Request(base + path, method=method, data=b"{}" if method == "POST" else None,
+                                 headers={"Authorization": "Bearer sa-token",
+                                          "Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_rbac_manifests_grant_impersonation_and_nothing_else(standin):
+    run, ca = standin
+    base = run("namespace.yaml", "service-account.yaml", "rbac.yaml", "user-binding.yaml")
+    pods = "/api/v1/namespaces/default/pods"
+    someuser = {"Impersonate-User": "someuser@example.com"}
+    assert _call(base, ca, pods, headers=someuser) == 200             # view, via user-binding.yaml
+    assert _call(base, ca, pods, "POST", headers=someuser) == 403     # view is read-only
+    assert _call(base, ca, pods, headers={"Impersonate-User": "nobody@example.com"}) == 403
+    assert _call(base, ca, pods) == 403                               # the SA itself: no access
+    # uid/extra impersonation needs the optional role
+    assert _call(base, ca, pods, headers={**someuser, "Impersonate-Uid": "1"}) == 403
+
+
+def test_uid_and_extra_impersonation_with_the_optional_role(standin):
+    run, ca = standin
+    base = run("namespace.yaml", "service-account.yaml", "rbac.yaml", "rbac-uid-extra.yaml",
+               "user-binding.yaml")
+    headers = {"Impersonate-User": "someuser@example.com", "Impersonate-Uid": "1",
+               "Impersonate-Extra-acme.com%2Fproject": "p"}
+    assert _call(base, ca, "/api/v1/namespaces/default/pods", headers=headers) == 200
