@@ -122,6 +122,47 @@ pub fn bearer_token(authorization: Option<&[u8]>) -> Option<String> {
     Some(token.to_string())
 }
 
+/// The prefix of a bearer token carried as a WebSocket subprotocol (for browsers, which
+/// cannot set headers on a WebSocket).
+pub const WEBSOCKET_TOKEN_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
+
+/// Tokens offered as `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<token
+/// in unpadded base64url>` on a WebSocket upgrade. The API server's union authenticator
+/// tries these after the `Authorization` header, so either can authenticate the request.
+pub fn websocket_protocol_tokens(headers: &hyper::HeaderMap) -> Vec<String> {
+    use base64::Engine;
+    let upgrade = headers
+        .get_all("upgrade")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| {
+            value
+                .split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
+        });
+    if !upgrade {
+        return Vec::new();
+    }
+    headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|protocol| {
+            protocol
+                .trim()
+                .strip_prefix(WEBSOCKET_TOKEN_PROTOCOL_PREFIX)
+        })
+        .filter_map(|encoded| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encoded)
+                .ok()
+        })
+        .filter_map(|token| String::from_utf8(token).ok())
+        .filter(|token| !token.is_empty())
+        .collect()
+}
+
 /// A UUID-shaped identifier derived from a name, so seeded objects and the service
 /// account keep their uid from one run to the next.
 pub fn stable_uid(seed: &str) -> String {

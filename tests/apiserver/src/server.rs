@@ -218,7 +218,10 @@ fn decide(
             .get("authorization")
             .map(|value| value.as_bytes()),
     )
-    .is_some_and(|token| constant_time_equal(token.as_bytes(), state.token.as_bytes()));
+    .is_some_and(|token| constant_time_equal(token.as_bytes(), state.token.as_bytes()))
+        || crate::identity::websocket_protocol_tokens(&parts.headers)
+            .iter()
+            .any(|token| constant_time_equal(token.as_bytes(), state.token.as_bytes()));
     if !authenticated {
         record.decision = "unauthorized".to_string();
         return status_response(&Status::unauthorized());

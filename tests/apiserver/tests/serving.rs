@@ -442,3 +442,44 @@ async fn binary_flags() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("a token is required"));
 }
+
+#[tokio::test]
+async fn websocket_subprotocol_bearer_tokens_authenticate_upgrades() {
+    let server = demo_server().await;
+    // `standin-service-account-token` in unpadded base64url.
+    let protocol = "base64url.bearer.authorization.k8s.io.c3RhbmRpbi1zZXJ2aWNlLWFjY291bnQtdG9rZW4, v5.channel.k8s.io";
+    let upgrade = [
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-protocol", protocol),
+        ("impersonate-user", "someuser@example.com"),
+    ];
+    let reply = send(
+        &server,
+        Protocol::Http1,
+        "GET",
+        "/api/v1/namespaces/default/pods/nginx-1/exec?command=true&stdout=true",
+        &upgrade,
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, 101);
+    assert_eq!(
+        reply.headers["sec-websocket-accept"],
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+    assert_eq!(reply.headers["sec-websocket-protocol"], "v5.channel.k8s.io");
+    // Outside an upgrade the protocol header is no credential.
+    let plain = send(
+        &server,
+        Protocol::Http1,
+        "GET",
+        "/version",
+        &[("sec-websocket-protocol", protocol)],
+        b"",
+    )
+    .await;
+    assert_eq!(plain.status, 401);
+}
