@@ -8,7 +8,7 @@
 #   EXAMPLE                   local-standin (default) | local-standin-skip-verify | in-cluster
 #   KUBEGATE_SA_TOKEN         the service-account token kubegate forwards, or
 #   KUBEGATE_SA_TOKEN_FILE    a file holding it (e.g. from `kubectl create token ...`)
-#   KUBEGATE_UPSTREAM_CA      for local-standin: the stand-in's self-signed certificate
+#   KUBEGATE_UPSTREAM_CA      for local-standin: the stand-in's CA (kube-apiserver-standin --print-ca F)
 #   any other KUBEGATE_*      overrides a template default (scripts/examples/lib/render.py)
 #   FUNC_E_ARGS               extra arguments for func-e/Envoy, e.g. "--log-level debug"
 # The token is passed to Envoy through its environment only (host_env_keys): it is never
@@ -65,7 +65,7 @@ Set KUBEGATE_SA_TOKEN (or KUBEGATE_SA_TOKEN_FILE) to the token kubegate should p
 API server, for example with the manifests in envoy-examples/kubernetes applied:
   kubectl -n kubegate-system get secret kubegate-token -o jsonpath='{.data.token}' | base64 -d > /tmp/kubegate.token
   make envoy KUBEGATE_SA_TOKEN_FILE=/tmp/kubegate.token
-(for the local stand-in: whatever token the stand-in accepts).
+(for the local stand-in: the token given to kube-apiserver-standin --token/--token-file).
 MSG
     exit 1
   fi
@@ -94,7 +94,7 @@ case "$EXAMPLE" in
       export KUBEGATE_DEV_HMAC_B64="$(cat "$OUT_DIR/dev-hmac.b64")"
     fi
     if [[ "$EXAMPLE" == "local-standin" && -z "${KUBEGATE_UPSTREAM_CA:-}" ]]; then
-      echo "Set KUBEGATE_UPSTREAM_CA to the stand-in's certificate (it is its own CA), or use" >&2
+      echo "Set KUBEGATE_UPSTREAM_CA to the stand-in's CA (kube-apiserver-standin --print-ca FILE), or use" >&2
       echo "EXAMPLE=local-standin-skip-verify to skip upstream verification (local only)." >&2
       exit 1
     fi
