@@ -709,6 +709,12 @@ async fn http_path_rules_hold_against_encoding_dot_segments_and_slashes() {
     assert_no_trap(&plugin);
 }
 
+/// A change that spoils a good configuration.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
+/// A request the gateway must refuse: method, path, headers, expected status.
+type Refusal = (&'static str, &'static str, Vec<(String, String)>, u16);
+
 // ---- Reconfiguration ----------------------------------------------------------------------------
 
 #[tokio::test]
@@ -724,7 +730,7 @@ async fn reconfiguration_refuses_bad_configs_and_applies_good_ones_to_new_stream
         b"null".to_vec(),
         format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
     ];
-    let mutations: Vec<Box<dyn Fn(&mut Value)>> = vec![
+    let mutations: Vec<Mutation> = vec![
         Box::new(|c| c["jwt"]["audience"] = json!("typo")),
         Box::new(|c| c["routes"] = json!([])),
         Box::new(|c| {
@@ -1023,7 +1029,7 @@ async fn over_https_refused_requests_never_reach_the_upstream() {
                 .as_bytes()
         )
     );
-    let refusals: Vec<(&str, &str, Vec<(String, String)>, u16)> = vec![
+    let refusals: Vec<Refusal> = vec![
         ("GET", PODS, vec![], 401),
         (
             "GET",
