@@ -91,7 +91,8 @@ case "$EXAMPLE" in
       if [[ ! -f "$OUT_DIR/dev-hmac.b64" ]]; then
         (umask 077; openssl rand -base64 32 > "$OUT_DIR/dev-hmac.b64")
       fi
-      export KUBEGATE_DEV_HMAC_B64="$(cat "$OUT_DIR/dev-hmac.b64")"
+      KUBEGATE_DEV_HMAC_B64="$(cat "$OUT_DIR/dev-hmac.b64")"
+      export KUBEGATE_DEV_HMAC_B64
     fi
     if [[ "$EXAMPLE" == "local-standin" && -z "${KUBEGATE_UPSTREAM_CA:-}" ]]; then
       echo "Set KUBEGATE_UPSTREAM_CA to the stand-in's CA (kube-apiserver-standin --print-ca FILE), or use" >&2
