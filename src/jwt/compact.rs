@@ -8,12 +8,15 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jwt_simple::token::MAX_HEADER_LENGTH;
 use serde_json::{Map, Value};
 
 use super::algorithm::{is_none_alg, Algorithm};
 use super::error::JwtError;
 use super::strict_json::{self, StrictJsonError};
+
+/// Longest base64url header read: jwt-simple's limit, kept when the filter stopped
+/// verifying through it (signature.rs), so the accepted tokens did not change.
+pub(crate) const MAX_HEADER_LENGTH: usize = 8192;
 
 /// A compact JWS split and decoded, not yet verified.
 #[derive(Debug)]
