@@ -28,9 +28,11 @@
 //! - Strict compact form: size first, exactly three parts, canonical unpadded
 //!   base64url, `crit` refused, duplicate JSON members refused in header and
 //!   claims (compact.rs, strict_json.rs).
-//! - Signatures are checked by jwt-simple (signature.rs explains how its verdict
-//!   is read without letting it parse claims or read the clock); claims are
-//!   checked here on the caller's clock (claims.rs).
+//! - Cheap refusals first: the claims are checked (on the caller's clock,
+//!   claims.rs) before the one signature check, which alone can accept
+//!   (verify.rs explains the error precedence). Signatures are checked with the
+//!   RustCrypto and pure-Rust crates jwt-simple uses, called directly
+//!   (signature.rs says why and what was kept).
 
 mod algorithm;
 mod claims;
