@@ -1,19 +1,26 @@
 //! PPL criteria: one-key objects such as `{"domain": {"is": "example.com"}}`.
 //!
-//! Each criterion is a variant with its own parse and its own test; to add one
-//! (`kubernetes_verb`, `source_ip`, `day_of_week`, ...), add a variant, a name in
-//! [`CRITERION_NAMES`], an arm in `data_parser` and one in
-//! [`Criterion::matches`], and the fact it needs to `Facts`.
+//! Each criterion is a variant with its own parse and its own test; to add one, add a
+//! variant, a name in [`CRITERION_NAMES`], an arm in `data_parser`, in
+//! [`Criterion::holds`], [`Criterion::name`] and [`Criterion::needs_context`], and the fact
+//! it needs to `Facts` (the session, the HTTP request line) or `RequestContext` (the
+//! Kubernetes request, the client address, the clock).
 
 use super::claim::{claim_values, ClaimPath, ClaimScalar};
 use super::error::{json_kind, JsonPath};
+use super::kubernetes::{self, Field};
 use super::matchers::{string_element, ListMatcher, StringMatcher};
-use super::{Facts, PolicyError};
+use super::source_ip::SourceIpMatcher;
+use super::time::{DateMatcher, DayOfWeekMatcher, TimeOfDayMatcher};
+use super::{Facts, PolicyError, RequestContext};
 use serde_json::{Map, Value};
 
 /// The criteria kubegate knows, for the "unknown criterion" message.
 const CRITERION_NAMES: &str = "accept, reject, authenticated_user, domain, email, user, \
-     groups, claim/NAME, http_method, http_path";
+     groups, claim/NAME, http_method, http_path, source_ip, date, day_of_week, time_of_day, \
+     kubernetes_verb, kubernetes_resource, kubernetes_subresource, kubernetes_namespace, \
+     kubernetes_api_group, kubernetes_name, kubernetes_resource_request, \
+     kubernetes_non_resource_path";
 
 #[derive(Debug, Clone)]
 pub(crate) enum Criterion {
@@ -35,6 +42,18 @@ pub(crate) enum Criterion {
     },
     HttpMethod(StringMatcher),
     HttpPath(StringMatcher),
+    /// The client address (`RequestContext::source_ip`) is in one of the ranges.
+    SourceIp(SourceIpMatcher),
+    Date(DateMatcher),
+    DayOfWeek(DayOfWeekMatcher),
+    TimeOfDay(TimeOfDayMatcher),
+    /// A field of the resolved Kubernetes request (see `kubernetes`).
+    Kubernetes {
+        field: Field,
+        matcher: StringMatcher,
+    },
+    /// Whether the resolved request is a resource request (`true`) or not (`false`).
+    KubernetesResourceRequest(bool),
 }
 
 /// Parses a criterion's value (everything after its name).
@@ -88,7 +107,7 @@ impl Criterion {
     }
 
     /// Whether the criterion holds for these facts. Allocates nothing.
-    pub(crate) fn matches(&self, facts: &Facts<'_>) -> bool {
+    pub(crate) fn holds(&self, facts: &Facts<'_>, context: &RequestContext<'_>) -> bool {
         match self {
             Criterion::Accept => true,
             Criterion::Reject => false,
@@ -105,6 +124,62 @@ impl Criterion {
             }),
             Criterion::HttpMethod(matcher) => matcher.matches(facts.method),
             Criterion::HttpPath(matcher) => matcher.matches(facts.path),
+            Criterion::SourceIp(matcher) => matcher.matches(context.source_ip),
+            Criterion::Date(matcher) => matcher.matches(context.now_unix_seconds),
+            Criterion::DayOfWeek(matcher) => matcher.matches(context.now_unix_seconds),
+            Criterion::TimeOfDay(matcher) => matcher.matches(context.now_unix_seconds),
+            Criterion::Kubernetes { field, matcher } => context
+                .kubernetes
+                .and_then(|info| field.of(info))
+                .is_some_and(|value| matcher.matches(value)),
+            Criterion::KubernetesResourceRequest(wanted) => context
+                .kubernetes
+                .is_some_and(|info| info.is_resource_request == *wanted),
+        }
+    }
+
+    /// The criterion's name as the policy spells it (`claim` for every `claim/NAME`), for
+    /// the reason a deny rule gives.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Criterion::Accept => "accept",
+            Criterion::Reject => "reject",
+            Criterion::AuthenticatedUser => "authenticated_user",
+            Criterion::Domain(_) => "domain",
+            Criterion::Email(_) => "email",
+            Criterion::User(_) => "user",
+            Criterion::Groups(_) => "groups",
+            Criterion::Claim { .. } => "claim",
+            Criterion::HttpMethod(_) => "http_method",
+            Criterion::HttpPath(_) => "http_path",
+            Criterion::SourceIp(_) => "source_ip",
+            Criterion::Date(_) => "date",
+            Criterion::DayOfWeek(_) => "day_of_week",
+            Criterion::TimeOfDay(_) => "time_of_day",
+            Criterion::Kubernetes { field, .. } => field.name(),
+            Criterion::KubernetesResourceRequest(_) => "kubernetes_resource_request",
+        }
+    }
+
+    /// Whether the criterion reads the `RequestContext`.
+    pub(crate) fn needs_context(&self) -> bool {
+        match self {
+            Criterion::Accept
+            | Criterion::Reject
+            | Criterion::AuthenticatedUser
+            | Criterion::Domain(_)
+            | Criterion::Email(_)
+            | Criterion::User(_)
+            | Criterion::Groups(_)
+            | Criterion::Claim { .. }
+            | Criterion::HttpMethod(_)
+            | Criterion::HttpPath(_) => false,
+            Criterion::SourceIp(_)
+            | Criterion::Date(_)
+            | Criterion::DayOfWeek(_)
+            | Criterion::TimeOfDay(_)
+            | Criterion::Kubernetes { .. }
+            | Criterion::KubernetesResourceRequest(_) => true,
         }
     }
 }
@@ -127,9 +202,36 @@ fn data_parser(name: &str) -> Option<ParseData> {
                 .map(Criterion::HttpMethod)
         },
         "http_path" => |data, path| StringMatcher::parse(data, path).map(Criterion::HttpPath),
+        "source_ip" => |data, path| SourceIpMatcher::parse(data, path).map(Criterion::SourceIp),
+        "date" => |data, path| DateMatcher::parse(data, path).map(Criterion::Date),
+        "day_of_week" => |data, path| DayOfWeekMatcher::parse(data, path).map(Criterion::DayOfWeek),
+        "time_of_day" => |data, path| TimeOfDayMatcher::parse(data, path).map(Criterion::TimeOfDay),
+        "kubernetes_verb" => |data, path| kubernetes_criterion(Field::Verb, data, path),
+        "kubernetes_resource" => |data, path| kubernetes_criterion(Field::Resource, data, path),
+        "kubernetes_subresource" => {
+            |data, path| kubernetes_criterion(Field::Subresource, data, path)
+        }
+        "kubernetes_namespace" => |data, path| kubernetes_criterion(Field::Namespace, data, path),
+        "kubernetes_api_group" => |data, path| kubernetes_criterion(Field::ApiGroup, data, path),
+        "kubernetes_name" => |data, path| kubernetes_criterion(Field::Name, data, path),
+        "kubernetes_non_resource_path" => {
+            |data, path| kubernetes_criterion(Field::NonResourcePath, data, path)
+        }
+        "kubernetes_resource_request" => |data, path| {
+            kubernetes::parse_resource_request(data, path).map(Criterion::KubernetesResourceRequest)
+        },
         _ => return None,
     };
     Some(parse)
+}
+
+fn kubernetes_criterion(
+    field: Field,
+    data: &Value,
+    path: &JsonPath<'_>,
+) -> Result<Criterion, PolicyError> {
+    let matcher = field.parse_matcher(data, path)?;
+    Ok(Criterion::Kubernetes { field, matcher })
 }
 
 /// Pomerium ignores the value of `accept`, `reject` and `authenticated_user`,
@@ -189,8 +291,59 @@ mod tests {
 
     use super::*;
     use crate::policy::test_support::{claims, groups_of};
+    use crate::request_info::{resolve, RequestInfo};
     use crate::Claims;
     use serde_json::json;
+    use std::net::IpAddr;
+
+    impl Criterion {
+        /// The session and HTTP criteria, which read no request context.
+        fn matches(&self, facts: &Facts<'_>) -> bool {
+            self.holds(facts, &RequestContext::ABSENT)
+        }
+
+        /// Any criterion against a request context alone (no session).
+        fn holds_in(&self, context: &RequestContext<'_>) -> bool {
+            self.holds(&no_session(), context)
+        }
+    }
+
+    const KNOWN: &str = "accept, reject, authenticated_user, domain, email, user, groups, \
+         claim/NAME, http_method, http_path, source_ip, date, day_of_week, time_of_day, \
+         kubernetes_verb, kubernetes_resource, kubernetes_subresource, kubernetes_namespace, \
+         kubernetes_api_group, kubernetes_name, kubernetes_resource_request, \
+         kubernetes_non_resource_path";
+
+    /// 2024-03-04T00:00:00Z, a Monday.
+    const MONDAY: u64 = 1_709_510_400;
+
+    fn request(method: &str, target: &str) -> RequestInfo {
+        resolve(method, target).expect("resolvable request")
+    }
+
+    fn resolved(info: &RequestInfo) -> RequestContext<'_> {
+        RequestContext {
+            kubernetes: Some(info),
+            source_ip: None,
+            now_unix_seconds: MONDAY,
+        }
+    }
+
+    fn from_ip(ip: &str) -> RequestContext<'static> {
+        RequestContext {
+            kubernetes: None,
+            source_ip: Some(ip.parse::<IpAddr>().expect("test address")),
+            now_unix_seconds: MONDAY,
+        }
+    }
+
+    fn at(now_unix_seconds: u64) -> RequestContext<'static> {
+        RequestContext {
+            kubernetes: None,
+            source_ip: None,
+            now_unix_seconds,
+        }
+    }
 
     fn criterion(value: Value) -> Criterion {
         Criterion::parse(&value, &JsonPath::root()).expect("valid criterion")
@@ -522,8 +675,7 @@ mod tests {
     fn criterion_shape_errors() {
         assert_eq!(
             error(json!({"domian": "example.com"})),
-            "policy: unknown criterion \"domian\" (known: accept, reject, authenticated_user, \
-             domain, email, user, groups, claim/NAME, http_method, http_path)"
+            format!("policy: unknown criterion \"domian\" (known: {KNOWN})")
         );
         assert_eq!(
             error(json!({"domain": "a", "email": "b"})),
@@ -546,9 +698,16 @@ mod tests {
             "policy: criterion \"email\" takes no sub-path, found \"email/x\""
         );
         assert_eq!(
-            error(json!({"source_ip": "10.0.0.0/8"})),
-            "policy: unknown criterion \"source_ip\" (known: accept, reject, authenticated_user, \
-             domain, email, user, groups, claim/NAME, http_method, http_path)"
+            error(json!({"kubernetes_verbs": "get"})),
+            format!("policy: unknown criterion \"kubernetes_verbs\" (known: {KNOWN})")
+        );
+        assert_eq!(
+            error(json!({"kubernetes": "get"})),
+            format!("policy: unknown criterion \"kubernetes\" (known: {KNOWN})")
+        );
+        assert_eq!(
+            error(json!({"kubernetes_verb/x": "get"})),
+            "policy: criterion \"kubernetes_verb\" takes no sub-path, found \"kubernetes_verb/x\""
         );
         assert_eq!(
             error(json!({"domain": {"iz": "a"}})),
@@ -562,5 +721,263 @@ mod tests {
             error(json!({"groups": {"contains": "a"}})),
             "policy.groups: unknown string list matcher operator \"contains\""
         );
+    }
+
+    #[test]
+    fn every_known_name_parses() {
+        for (value, name) in [
+            (json!({"source_ip": "10.0.0.0/8"}), "source_ip"),
+            (json!({"date": {"after": "2024-01-01T00:00:00Z"}}), "date"),
+            (json!({"day_of_week": "mon-fri"}), "day_of_week"),
+            (
+                json!({"time_of_day": {"timezone": "UTC", "after": "9:00"}}),
+                "time_of_day",
+            ),
+            (json!({"kubernetes_verb": "get"}), "kubernetes_verb"),
+            (
+                json!({"kubernetes_resource": "pods"}),
+                "kubernetes_resource",
+            ),
+            (
+                json!({"kubernetes_subresource": "exec"}),
+                "kubernetes_subresource",
+            ),
+            (
+                json!({"kubernetes_namespace": "default"}),
+                "kubernetes_namespace",
+            ),
+            (json!({"kubernetes_api_group": ""}), "kubernetes_api_group"),
+            (json!({"kubernetes_name": "web-0"}), "kubernetes_name"),
+            (
+                json!({"kubernetes_resource_request": true}),
+                "kubernetes_resource_request",
+            ),
+            (
+                json!({"kubernetes_non_resource_path": "/version"}),
+                "kubernetes_non_resource_path",
+            ),
+            (json!({"claim/a/b": "x"}), "claim"),
+            (json!({"http_method": "GET"}), "http_method"),
+        ] {
+            let parsed = criterion(value);
+            assert_eq!(parsed.name(), name);
+            assert!(KNOWN.contains(name));
+            let reads_context = !matches!(name, "claim" | "http_method");
+            assert_eq!(parsed.needs_context(), reads_context, "{name}");
+        }
+    }
+
+    #[test]
+    fn kubernetes_verb_is_the_policy_verb() {
+        let create = criterion(json!({"kubernetes_verb": "create"}));
+        // Both attempts of kubectl exec: the WebSocket GET and the SPDY POST.
+        let websocket = request(
+            "GET",
+            "/api/v1/namespaces/default/pods/web-0/exec?command=sh",
+        );
+        let spdy = request(
+            "POST",
+            "/api/v1/namespaces/default/pods/web-0/exec?command=sh",
+        );
+        assert!(create.holds_in(&resolved(&websocket)));
+        assert!(create.holds_in(&resolved(&spdy)));
+        let reads = criterion(json!({"kubernetes_verb": {"in": ["get", "list", "watch"]}}));
+        assert!(!reads.holds_in(&resolved(&websocket)));
+        let list = request("GET", "/api/v1/namespaces/default/pods?limit=500");
+        assert!(reads.holds_in(&resolved(&list)));
+        assert!(!create.holds_in(&resolved(&list)));
+        let delete_all = request("DELETE", "/api/v1/namespaces/default/pods");
+        assert!(criterion(json!({"kubernetes_verb": "deletecollection"}))
+            .holds_in(&resolved(&delete_all)));
+        assert!(!criterion(json!({"kubernetes_verb": "delete"})).holds_in(&resolved(&delete_all)));
+        // Non-resource requests: the method in lower case.
+        let version = request("GET", "/version");
+        assert!(criterion(json!({"kubernetes_verb": "get"})).holds_in(&resolved(&version)));
+        let post = request("POST", "/healthz");
+        assert!(criterion(json!({"kubernetes_verb": "post"})).holds_in(&resolved(&post)));
+        assert!(!criterion(json!({"kubernetes_verb": "create"})).holds_in(&resolved(&post)));
+    }
+
+    #[test]
+    fn kubernetes_resource_fields() {
+        let secret = request("GET", "/api/v1/namespaces/team-a/secrets/db-password");
+        let context = resolved(&secret);
+        let holds = |value: Value| criterion(value).holds_in(&context);
+        assert!(holds(json!({"kubernetes_resource": "secrets"})));
+        assert!(!holds(json!({"kubernetes_resource": "configmaps"})));
+        assert!(holds(json!({"kubernetes_resource": {"not": "configmaps"}})));
+        assert!(holds(json!({"kubernetes_subresource": ""})));
+        assert!(!holds(json!({"kubernetes_subresource": "status"})));
+        assert!(holds(
+            json!({"kubernetes_namespace": {"starts_with": "team-"}})
+        ));
+        assert!(!holds(json!({"kubernetes_namespace": ""})));
+        assert!(holds(json!({"kubernetes_api_group": ""})));
+        assert!(holds(json!({"kubernetes_api_group": {"is": ""}})));
+        assert!(!holds(json!({"kubernetes_api_group": "apps"})));
+        assert!(holds(json!({"kubernetes_name": "db-password"})));
+        assert!(!holds(json!({"kubernetes_name": {"contains": "token"}})));
+        assert!(holds(json!({"kubernetes_resource_request": true})));
+        assert!(!holds(json!({"kubernetes_resource_request": false})));
+        assert!(!holds(
+            json!({"kubernetes_non_resource_path": {"starts_with": "/"}})
+        ));
+
+        let logs = request("GET", "/api/v1/namespaces/team-a/pods/web-0/log");
+        let logs = resolved(&logs);
+        assert!(criterion(json!({"kubernetes_resource": "pods"})).holds_in(&logs));
+        assert!(criterion(json!({"kubernetes_subresource": "log"})).holds_in(&logs));
+
+        let nodes = request("GET", "/api/v1/nodes");
+        let nodes = resolved(&nodes);
+        assert!(criterion(json!({"kubernetes_namespace": ""})).holds_in(&nodes));
+        let deployments = request("GET", "/apis/apps/v1/namespaces/x/deployments");
+        let deployments = resolved(&deployments);
+        assert!(criterion(json!({"kubernetes_api_group": "apps"})).holds_in(&deployments));
+        assert!(!criterion(json!({"kubernetes_api_group": ""})).holds_in(&deployments));
+    }
+
+    #[test]
+    fn resource_criteria_are_false_for_non_resource_requests() {
+        let healthz = request("GET", "/healthz/etcd");
+        let context = resolved(&healthz);
+        for value in [
+            json!({"kubernetes_resource": {"not": "secrets"}}),
+            json!({"kubernetes_subresource": ""}),
+            json!({"kubernetes_namespace": ""}),
+            json!({"kubernetes_api_group": ""}),
+            json!({"kubernetes_name": {"not": "x"}}),
+            json!({"kubernetes_resource_request": true}),
+        ] {
+            assert!(!criterion(value.clone()).holds_in(&context), "{value}");
+        }
+        assert!(criterion(json!({"kubernetes_resource_request": false})).holds_in(&context));
+        assert!(
+            criterion(json!({"kubernetes_non_resource_path": {"starts_with": "/healthz"}}))
+                .holds_in(&context)
+        );
+        // The decoded path, as the API server sees it.
+        let encoded = request("GET", "/healthz%2Fetcd");
+        assert!(
+            criterion(json!({"kubernetes_non_resource_path": "/healthz/etcd"}))
+                .holds_in(&resolved(&encoded))
+        );
+    }
+
+    #[test]
+    fn kubernetes_criteria_without_a_resolved_request_are_false() {
+        let unresolved = at(MONDAY);
+        for value in [
+            json!({"kubernetes_verb": {"not": "get"}}),
+            json!({"kubernetes_resource": {"not": "pods"}}),
+            json!({"kubernetes_subresource": ""}),
+            json!({"kubernetes_namespace": ""}),
+            json!({"kubernetes_api_group": ""}),
+            json!({"kubernetes_name": {"not": "x"}}),
+            json!({"kubernetes_resource_request": true}),
+            json!({"kubernetes_resource_request": false}),
+            json!({"kubernetes_non_resource_path": {"not": "/"}}),
+        ] {
+            assert!(!criterion(value.clone()).holds_in(&unresolved), "{value}");
+        }
+    }
+
+    #[test]
+    fn kubernetes_errors_name_their_path() {
+        assert_eq!(
+            error(json!({"kubernetes_verb": {"in": ["get", "LIST"]}})),
+            "policy.kubernetes_verb.in[1]: Kubernetes verbs are lower case: write \"list\", not \
+             \"LIST\""
+        );
+        assert_eq!(
+            error(json!({"kubernetes_resource": "pods/exec"})),
+            "policy.kubernetes_resource: \"pods/exec\": match the subresource on its own: \
+             kubernetes_resource: \"pods\" and kubernetes_subresource: \"exec\""
+        );
+        assert_eq!(
+            error(json!({"kubernetes_api_group": "core"})),
+            "policy.kubernetes_api_group: \"core\": the core API group is \"\" (write \
+             kubernetes_api_group: \"\" or {\"is\": \"\"})"
+        );
+        assert_eq!(
+            error(json!({"kubernetes_namespace": {"iz": "x"}})),
+            "policy.kubernetes_namespace: unknown string matcher operator \"iz\""
+        );
+        assert_eq!(
+            error(json!({"kubernetes_resource_request": "yes"})),
+            "policy.kubernetes_resource_request: expected true (a resource request) or false (a \
+             non-resource request), found a string"
+        );
+        assert_eq!(
+            error(json!({"kubernetes_name": 3})),
+            "policy.kubernetes_name: expected a string or a string matcher object, found a number"
+        );
+    }
+
+    #[test]
+    fn source_ip_criterion() {
+        let office = criterion(json!({"source_ip": ["192.0.2.0/24", "2001:db8::/32"]}));
+        assert!(office.holds_in(&from_ip("192.0.2.200")));
+        assert!(office.holds_in(&from_ip("::ffff:192.0.2.200")));
+        assert!(office.holds_in(&from_ip("2001:db8::1")));
+        assert!(!office.holds_in(&from_ip("198.51.100.1")));
+        assert!(!office.holds_in(&at(MONDAY)), "no client address");
+        assert_eq!(
+            error(json!({"source_ip": ["192.0.2.0/24", "192.0.2.0/40"]})),
+            "policy.source_ip[1]: \"192.0.2.0/40\" is not an IP address or CIDR range (such as \
+             \"192.0.2.7\", \"10.0.0.0/8\" or \"2001:db8::/32\")"
+        );
+    }
+
+    #[test]
+    fn time_criteria() {
+        let january = criterion(json!({"date": {
+            "after": "2024-01-01T00:00:00Z",
+            "before": "2024-02-01T00:00:00Z",
+        }}));
+        assert!(!january.holds_in(&at(MONDAY)));
+        assert!(january.holds_in(&at(1_704_067_200)));
+        let weekdays = criterion(json!({"day_of_week": "mon-fri"}));
+        assert!(weekdays.holds_in(&at(MONDAY)));
+        assert!(!weekdays.holds_in(&at(MONDAY - 1)));
+        let office_hours = criterion(json!({"time_of_day": {
+            "timezone": "+01:00", "after": "08:00", "before": "18:00",
+        }}));
+        assert!(!office_hours.holds_in(&at(MONDAY + 7 * 3600 - 1)));
+        assert!(office_hours.holds_in(&at(MONDAY + 7 * 3600)));
+        assert_eq!(
+            error(json!({"time_of_day": {"timezone": "Europe/Berlin", "after": "08:00"}})),
+            "policy.time_of_day.timezone: time zone \"Europe/Berlin\": IANA time zone names are \
+             not supported (the time zone database would add about 200 KiB to the filter); give \
+             \"UTC\" or a fixed offset such as \"+02:00\" or \"-05:30\" (a fixed offset does not \
+             follow daylight saving time)"
+        );
+        assert_eq!(
+            error(json!({"date": {"after": "2024-01-01"}})),
+            "policy.date.after: \"2024-01-01\" is not an RFC 3339 timestamp such as \
+             \"2025-01-31T18:00:00Z\" or \"2025-01-31T18:00:00+01:00\""
+        );
+        assert_eq!(
+            error(json!({"day_of_week": "mon-fry"})),
+            "policy.day_of_week: \"mon-fry\" in \"mon-fry\" is not a day or a range of days: \
+             give \"*\", days or ranges separated by commas such as \"mon-fri\" or \"sat,sun\", \
+             with English day names or their first three letters"
+        );
+    }
+
+    #[test]
+    fn session_criteria_ignore_the_context() {
+        let info = request("DELETE", "/api/v1/namespaces/x/pods/y");
+        let context = RequestContext {
+            kubernetes: Some(&info),
+            source_ip: Some(IpAddr::from([192, 0, 2, 1])),
+            now_unix_seconds: MONDAY,
+        };
+        let domain = criterion(json!({"domain": "example.com"}));
+        with_session(alice(), |facts| {
+            assert!(domain.holds(&facts, &context));
+            assert!(domain.holds(&facts, &RequestContext::ABSENT));
+        });
+        assert!(!domain.holds(&no_session(), &context));
     }
 }

@@ -1,13 +1,15 @@
 //! What a policy decides on: the session and the request, borrowed for one
 //! evaluation so deciding copies nothing.
 
+use crate::request_info::RequestInfo;
 use crate::Claims;
+use std::net::IpAddr;
 
 /// The facts of one request.
 ///
-/// More facts will be added (Kubernetes verb/resource/namespace, source IP, time),
-/// so build it with `..Facts::default()` for the fields you do not set; adding
-/// a field then breaks no caller.
+/// The Kubernetes request, the client address and the clock are in [`RequestContext`]. Build
+/// `Facts` with `..Facts::default()` for the fields you do not set, so that adding a field
+/// breaks no caller.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Facts<'a> {
     /// The verified token's claims; `None` when there is no authenticated session.
@@ -22,6 +24,35 @@ pub struct Facts<'a> {
     pub method: &'a str,
     /// The request path without the query string.
     pub path: &'a str,
+}
+
+/// Where and when the request happens: what it asks of Kubernetes, which address it comes
+/// from, and the proxy's clock. The Kubernetes, `source_ip` and time criteria read it; give it
+/// with [`Policy::evaluate_with`](super::Policy::evaluate_with).
+///
+/// It has no `Default` on purpose: a forgotten clock would judge every time criterion as of
+/// 1970, so that `date: {before: ...}` would never expire. Set every field.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext<'a> {
+    /// The request as the API server will authorize it (`request_info::resolve`); `None` when
+    /// it could not be resolved, which makes every `kubernetes_*` criterion false (the filter
+    /// refuses such requests anyway).
+    pub kubernetes: Option<&'a RequestInfo>,
+    /// The client's address (Envoy's `source.address` property through
+    /// [`source_ip_from_address`](super::source_ip_from_address)); `None` makes `source_ip`
+    /// false.
+    pub source_ip: Option<IpAddr>,
+    /// The proxy's clock (`proxy_get_current_time_nanoseconds` / 1e9), as for the JWT checks.
+    pub now_unix_seconds: u64,
+}
+
+impl RequestContext<'static> {
+    /// What `Policy::evaluate` judges with: only reached by policies that read none of it.
+    pub(crate) const ABSENT: RequestContext<'static> = RequestContext {
+        kubernetes: None,
+        source_ip: None,
+        now_unix_seconds: 0,
+    };
 }
 
 impl<'a> Facts<'a> {

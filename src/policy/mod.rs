@@ -3,9 +3,22 @@
 //!
 //! ```ignore
 //! let policy = Policy::parse(&json_value)?; // Err names the JSON path and the problem
-//! let verdict = policy.evaluate(&Facts { claims: Some(&claims), method, path, ..Facts::default() });
+//! let facts = Facts { claims: Some(&claims), method, path, ..Facts::default() };
+//! let info = request_info::resolve(method, path_and_query).ok(); // the filter refuses None
+//! let context = RequestContext {
+//!     kubernetes: info.as_ref(),
+//!     source_ip: source_ip_from_address(&source_address),
+//!     now_unix_seconds,
+//! };
+//! let verdict = policy.evaluate_with(&facts, &context);
 //! if !verdict.allowed { log!("forbidden: {}", verdict.reason) }
 //! ```
+//!
+//! Criteria: the session (`accept`, `reject`, `authenticated_user`, `domain`, `email`,
+//! `user`, `groups`, `claim/NAME`), the HTTP request line (`http_method`, `http_path`), the
+//! Kubernetes request (`kubernetes_*`, see `kubernetes.rs`), the client address
+//! (`source_ip`, see `source_ip.rs`) and the clock (`date`, `day_of_week`, `time_of_day`, see
+//! `time.rs`).
 //!
 //! Semantics follow reference.md ("Pomerium's policy language") and Pomerium's
 //! own parser and generator; where Pomerium is lenient this module refuses the
@@ -16,21 +29,27 @@ mod criteria;
 mod error;
 mod evaluate;
 mod facts;
+mod kubernetes;
 mod matchers;
 mod parse;
 mod rules;
+mod source_ip;
 #[cfg(test)]
 mod test_support;
+mod time;
 mod verdict;
 
 pub use error::PolicyError;
-pub use facts::Facts;
-pub use verdict::{Reason, RuleLocation, Verdict};
+pub use facts::{Facts, RequestContext};
+pub use source_ip::source_ip_from_address;
+pub use verdict::{Cause, Reason, RuleLocation, Verdict};
 
 /// A parsed policy: one rule or a list of rules, each with `allow` and/or `deny`.
 #[derive(Debug, Clone)]
 pub struct Policy {
     rules: Box<[rules::Rule]>,
+    /// Whether any criterion reads the `RequestContext`.
+    needs_context: bool,
 }
 
 impl Policy {
@@ -41,16 +60,51 @@ impl Policy {
     /// Anything unknown, ill-typed or empty where PPL needs content: the error
     /// names its JSON path and the problem.
     pub fn parse(value: &serde_json::Value) -> Result<Policy, PolicyError> {
+        let rules = parse::parse_rules(value)?;
+        let needs_context = rules
+            .iter()
+            .flat_map(|rule| rule.allow.iter().chain(rule.deny.iter()))
+            .flat_map(|block| block.conditions.iter())
+            .flat_map(|condition| condition.criteria.iter())
+            .any(criteria::Criterion::needs_context);
         Ok(Policy {
-            rules: parse::parse_rules(value)?,
+            rules,
+            needs_context,
         })
     }
 
-    /// Decides one request: any matching deny refuses, else any matching allow
-    /// allows, else refuse (an empty policy refuses everything).
+    /// Decides one request on the session and the HTTP request line alone: any matching
+    /// deny refuses, else any matching allow allows, else refuse (an empty policy refuses
+    /// everything).
+    ///
+    /// A policy that reads the request context (any `kubernetes_*`, `source_ip`, `date`,
+    /// `day_of_week` or `time_of_day` criterion) refuses every request here with
+    /// [`Reason::MissingRequestContext`]: such criteria must never be skipped silently. Use
+    /// [`Policy::evaluate_with`].
     #[must_use]
     pub fn evaluate(&self, facts: &Facts<'_>) -> Verdict {
-        evaluate::decide(&self.rules, facts)
+        if self.needs_context {
+            return Verdict {
+                allowed: false,
+                reason: Reason::MissingRequestContext,
+            };
+        }
+        evaluate::decide(&self.rules, facts, &RequestContext::ABSENT)
+    }
+
+    /// Decides one request on the session, the HTTP request line and the request context
+    /// (the resolved Kubernetes request, the client address, the clock), in the same order
+    /// as [`Policy::evaluate`]. Allocates nothing.
+    #[must_use]
+    pub fn evaluate_with(&self, facts: &Facts<'_>, context: &RequestContext<'_>) -> Verdict {
+        evaluate::decide(&self.rules, facts, context)
+    }
+
+    /// Whether the policy reads the request context, so [`Policy::evaluate_with`] is needed
+    /// (and worth resolving the request for).
+    #[must_use]
+    pub fn needs_context(&self) -> bool {
+        self.needs_context
     }
 }
 

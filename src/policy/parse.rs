@@ -207,7 +207,10 @@ mod tests {
                 {"deny": {"and": [{"domian": "example.com"}]}},
             ])),
             "policy[1].deny.and[0]: unknown criterion \"domian\" (known: accept, reject, \
-             authenticated_user, domain, email, user, groups, claim/NAME, http_method, http_path)"
+             authenticated_user, domain, email, user, groups, claim/NAME, http_method, http_path, \
+             source_ip, date, day_of_week, time_of_day, kubernetes_verb, kubernetes_resource, \
+             kubernetes_subresource, kubernetes_namespace, kubernetes_api_group, kubernetes_name, \
+             kubernetes_resource_request, kubernetes_non_resource_path)"
         );
     }
 
@@ -328,10 +331,61 @@ mod tests {
             json!({"allow": {"or": [{"groups": {"is": null}}]}}),
             json!({"allow": {"or": [{"http_method": {"in": ["ǅ"]}}]}}),
             json!({"allow": {"or": [{"email\u{0}": "\u{202e}"}]}}),
+            json!({"allow": {"or": [{"source_ip": [[]]}]}}),
+            json!({"allow": {"or": [{"source_ip": null}]}}),
+            json!({"allow": {"or": [{"date": {"after": null}}]}}),
+            json!({"allow": {"or": [{"date": []}]}}),
+            json!({"allow": {"or": [{"day_of_week": {}}]}}),
+            json!({"allow": {"or": [{"day_of_week": "\u{0}"}]}}),
+            json!({"allow": {"or": [{"time_of_day": {"timezone": "+99:99", "after": "1:00"}}]}}),
+            json!({"allow": {"or": [{"time_of_day": {"timezone": "UTC", "after": "١:٠٠"}}]}}),
+            json!({"allow": {"or": [{"kubernetes_verb": {"in": [null]}}]}}),
+            json!({"allow": {"or": [{"kubernetes_resource_request": null}]}}),
+            json!({"allow": {"or": [{"kubernetes_namespace": "ǅ"}]}}),
         ];
         for value in hostile {
             assert!(parse_rules(&value).is_err(), "{value} refused");
         }
+    }
+
+    #[test]
+    fn errors_in_new_criteria_name_their_path() {
+        assert_eq!(
+            error(json!([
+                {"allow": {"or": [{"accept": true}]}},
+                {"deny": {"not": [
+                    {"kubernetes_verb": "get"},
+                    {"time_of_day": {"timezone": "UTC", "after": "9:00", "before": "25:00"}},
+                ]}},
+            ])),
+            "policy[1].deny.not[1].time_of_day.before: \"25:00\" is not a time of day: hours go \
+             to 23, minutes and seconds to 59"
+        );
+        assert_eq!(
+            error(json!({"allow": {"and": [{"source_ip": ["10.0.0.0/8", "10.0.0.1/8"]}]}})),
+            "policy.allow.and[0].source_ip[1]: \"10.0.0.1/8\" has host bits set: give the first \
+             address of the range (as in \"10.0.0.0/8\") or a single address without a prefix \
+             length"
+        );
+        assert_eq!(
+            error(
+                json!([{"allow": {"nor": [{"day_of_week": {"days": "mon", "timezone": "CET"}}]}}])
+            ),
+            "policy[0].allow.nor[0].day_of_week.timezone: time zone \"CET\": IANA time zone names \
+             are not supported (the time zone database would add about 200 KiB to the filter); \
+             give \"UTC\" or a fixed offset such as \"+02:00\" or \"-05:30\" (a fixed offset does \
+             not follow daylight saving time)"
+        );
+        assert_eq!(
+            error(json!([{"allow": {"or": [{"date": {"after": "2025-01-01T00:00:00"}}]}}])),
+            "policy[0].allow.or[0].date.after: \"2025-01-01T00:00:00\" has no UTC offset: add \
+             \"Z\" for UTC or an offset such as \"+01:00\""
+        );
+        assert_eq!(
+            error(json!([{"deny": {"or": [{"kubernetes_verb": {"in": ["get", "Delete"]}}]}}])),
+            "policy[0].deny.or[0].kubernetes_verb.in[1]: Kubernetes verbs are lower case: write \
+             \"delete\", not \"Delete\""
+        );
     }
 
     #[test]

@@ -41,6 +41,16 @@ pub(crate) enum Operator {
 impl Operator {
     pub(crate) const NAMES: &'static str = "and, or, not, nor";
 
+    /// The operator's key in a block.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Operator::And => "and",
+            Operator::Or => "or",
+            Operator::Not => "not",
+            Operator::Nor => "nor",
+        }
+    }
+
     pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "and" => Some(Operator::And),

@@ -10,17 +10,88 @@ pub struct Verdict {
 }
 
 /// Why a policy decided as it did. `Copy` and allocation-free; `Display` gives
-/// the text for logs and refusal messages, e.g. `deny rule policy[1].deny matched`.
+/// the text for logs and refusal messages, e.g.
+/// `deny rule policy[1].deny matched (or[0] kubernetes_verb)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
-    /// The first rule whose `deny` matched (deny wins over any allow).
-    DenyRuleMatched(RuleLocation),
+    /// The first rule whose `deny` matched (deny wins over any allow), and what in its block
+    /// made it match.
+    DenyRuleMatched { rule: RuleLocation, cause: Cause },
     /// The first rule whose `allow` matched, with no deny matching.
     AllowRuleMatched(RuleLocation),
     /// Neither a deny nor an allow matched.
     NoAllowRuleMatched,
     /// The policy has no rules at all (`[]`).
     EmptyPolicy,
+    /// The policy reads the request context (Kubernetes request, client address, clock) and
+    /// was evaluated without one (`Policy::evaluate` instead of `Policy::evaluate_with`).
+    MissingRequestContext,
+}
+
+/// What made a block match: the operator's key in the block, and for `or` the first
+/// criterion that held, for `nor` the first that did not (their index in the operator's
+/// list, which with the rule's location is the criterion's JSON path, and their name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cause {
+    operator: &'static str,
+    detail: Detail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// `and`: every criterion held.
+    Every,
+    /// `not`: no criterion held.
+    NoCriterion,
+    /// `or`: this criterion held; `nor`: it did not.
+    Criterion {
+        index: usize,
+        name: &'static str,
+        held: bool,
+    },
+}
+
+impl Cause {
+    pub(crate) const fn every(operator: &'static str) -> Self {
+        Cause {
+            operator,
+            detail: Detail::Every,
+        }
+    }
+
+    pub(crate) const fn no_criterion(operator: &'static str) -> Self {
+        Cause {
+            operator,
+            detail: Detail::NoCriterion,
+        }
+    }
+
+    pub(crate) const fn criterion(
+        operator: &'static str,
+        index: usize,
+        name: &'static str,
+        held: bool,
+    ) -> Self {
+        Cause {
+            operator,
+            detail: Detail::Criterion { index, name, held },
+        }
+    }
+
+    /// The operator's key (`and`, `or`, `not`, `nor`).
+    #[must_use]
+    pub fn operator(&self) -> &'static str {
+        self.operator
+    }
+
+    /// The index of the criterion that decided, in the operator's list (`or` and `nor`).
+    #[must_use]
+    pub fn criterion_index(&self) -> Option<usize> {
+        match self.detail {
+            Detail::Criterion { index, .. } => Some(index),
+            Detail::Every | Detail::NoCriterion => None,
+        }
+    }
 }
 
 /// Which rule of the policy document: `policy[1]`, or `policy` when the policy
@@ -53,13 +124,39 @@ impl fmt::Display for RuleLocation {
     }
 }
 
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let operator = self.operator;
+        match self.detail {
+            Detail::Every => write!(f, "{operator}: every criterion held"),
+            Detail::NoCriterion => write!(f, "{operator}: no criterion held"),
+            Detail::Criterion {
+                index,
+                name,
+                held: true,
+            } => write!(f, "{operator}[{index}] {name}"),
+            Detail::Criterion {
+                index,
+                name,
+                held: false,
+            } => write!(f, "{operator}[{index}] {name} did not hold"),
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::DenyRuleMatched(rule) => write!(f, "deny rule {rule}.deny matched"),
+            Reason::DenyRuleMatched { rule, cause } => {
+                write!(f, "deny rule {rule}.deny matched ({cause})")
+            }
             Reason::AllowRuleMatched(rule) => write!(f, "allow rule {rule}.allow matched"),
             Reason::NoAllowRuleMatched => f.write_str("no allow rule matched"),
             Reason::EmptyPolicy => f.write_str("empty policy denies"),
+            Reason::MissingRequestContext => f.write_str(
+                "the policy reads the Kubernetes request, the client address or the clock, \
+                 which were not given to it",
+            ),
         }
     }
 }
@@ -74,8 +171,41 @@ mod tests {
     #[test]
     fn reasons_read_as_text() {
         assert_eq!(
-            Reason::DenyRuleMatched(RuleLocation::listed(1)).to_string(),
-            "deny rule policy[1].deny matched"
+            Reason::DenyRuleMatched {
+                rule: RuleLocation::listed(1),
+                cause: Cause::criterion("or", 0, "kubernetes_verb", true),
+            }
+            .to_string(),
+            "deny rule policy[1].deny matched (or[0] kubernetes_verb)"
+        );
+        assert_eq!(
+            Reason::DenyRuleMatched {
+                rule: RuleLocation::SINGLE,
+                cause: Cause::criterion("nor", 2, "groups", false),
+            }
+            .to_string(),
+            "deny rule policy.deny matched (nor[2] groups did not hold)"
+        );
+        assert_eq!(
+            Reason::DenyRuleMatched {
+                rule: RuleLocation::listed(0),
+                cause: Cause::every("and"),
+            }
+            .to_string(),
+            "deny rule policy[0].deny matched (and: every criterion held)"
+        );
+        assert_eq!(
+            Reason::DenyRuleMatched {
+                rule: RuleLocation::listed(3),
+                cause: Cause::no_criterion("not"),
+            }
+            .to_string(),
+            "deny rule policy[3].deny matched (not: no criterion held)"
+        );
+        assert_eq!(
+            Reason::MissingRequestContext.to_string(),
+            "the policy reads the Kubernetes request, the client address or the clock, which \
+             were not given to it"
         );
         assert_eq!(
             Reason::AllowRuleMatched(RuleLocation::listed(0)).to_string(),
@@ -90,6 +220,17 @@ mod tests {
             "no allow rule matched"
         );
         assert_eq!(Reason::EmptyPolicy.to_string(), "empty policy denies");
+    }
+
+    #[test]
+    fn cause_accessors() {
+        let or = Cause::criterion("or", 4, "source_ip", true);
+        assert_eq!(or.operator(), "or");
+        assert_eq!(or.criterion_index(), Some(4));
+        let and = Cause::every("and");
+        assert_eq!(and.operator(), "and");
+        assert_eq!(and.criterion_index(), None);
+        assert_eq!(Cause::no_criterion("not").criterion_index(), None);
     }
 
     #[test]
