@@ -76,6 +76,9 @@ pub struct Decision {
     pub log: DecisionLog,
     /// Whether the token's verification came from the cache (`None`: no token checked).
     pub cache_hit: Option<bool>,
+    /// The token names a key this key set lacks (unknown kid, or no key for its alg): a
+    /// refreshed remote key set might accept it, so the glue may wait for one.
+    pub missing_key: bool,
 }
 
 /// The request's pseudo-header, by exact lower-case name (the proxy lower-cases them).
@@ -113,6 +116,7 @@ pub fn decide(
             outcome: Outcome::Refuse(refusal),
             log,
             cache_hit: None,
+            missing_key: false,
         }
     };
     let unauthenticated = |log: DecisionLog, token_present: bool, message: String| {
@@ -169,8 +173,13 @@ pub fn decide(
     let claims: Rc<Claims> = match verified {
         Ok(claims) => claims,
         Err(e) => {
+            let missing_key = matches!(
+                e,
+                jwt::JwtError::UnknownKid(_) | jwt::JwtError::NoKeyForAlg(_)
+            );
             let mut decision = unauthenticated(log, true, format!("kubegate: invalid token: {e}"));
             decision.cache_hit = Some(cache_hit);
+            decision.missing_key = missing_key;
             return decision;
         }
     };
@@ -225,5 +234,6 @@ pub fn decide(
         outcome: Outcome::Allow(plan),
         log,
         cache_hit: Some(cache_hit),
+        missing_key: false,
     }
 }
