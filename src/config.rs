@@ -4,6 +4,7 @@
 //! names the field (a JSON path such as `routes[0].policy[1].allow`) and the problem.
 
 use crate::identity::IdentityRules;
+use crate::jwks::settings::{self as remote, KeySource, RemoteJwksSettings};
 use crate::jwt::{ClaimRules, KeySet};
 use crate::policy::Policy;
 use crate::route::{HostPattern, RouteTable};
@@ -90,6 +91,8 @@ struct RawJwt {
     #[serde(default)]
     hmac_secrets: Vec<RawHmacSecret>,
     #[serde(default)]
+    remote_jwks: Option<RawRemoteJwks>,
+    #[serde(default)]
     leeway_seconds: Option<u64>,
     #[serde(default)]
     max_age_seconds: Option<u64>,
@@ -102,6 +105,32 @@ struct RawJwt {
     /// Verified tokens remembered per VM (0 disables the cache).
     #[serde(default)]
     cache_entries: Option<usize>,
+}
+
+/// Keys fetched from the identity provider (src/jwks/ documents the fetching).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemoteJwks {
+    cluster: String,
+    /// Required with `path`; with `oidc_issuer` it is the issuer's host.
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    oidc_issuer: Option<String>,
+    #[serde(default)]
+    refresh_seconds: Option<u64>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_stale_seconds: Option<u64>,
+    #[serde(default)]
+    refetch_min_interval_seconds: Option<u64>,
+    #[serde(default)]
+    max_response_bytes: Option<usize>,
+    #[serde(default)]
+    poll_interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -185,7 +214,11 @@ impl std::fmt::Debug for Route {
 pub struct Config {
     pub routes: Vec<Route>,
     pub route_table: RouteTable,
+    /// The keys tokens verify with: the inline ones, plus the remote set once fetched
+    /// (the glue swaps this when the remote set changes).
     pub keys: KeySet,
+    /// Where remote keys come from, if anywhere.
+    pub remote_jwks: Option<RemoteJwksSettings>,
     pub claim_rules: ClaimRules,
     pub token_sources: Vec<TokenSource>,
     pub identity: IdentityRules,
@@ -199,6 +232,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("routes", &self.routes)
             .field("keys", &self.keys.len())
+            .field("remote_jwks", &self.remote_jwks)
             .field("token_sources", &self.token_sources)
             .field("identity", &self.identity)
             .field("realm", &self.realm)
@@ -341,10 +375,11 @@ fn compile(raw: RawConfig, env: EnvLookup) -> Result<Config, ConfigError> {
         keys.add_hmac_secret(hmac.kid.as_deref(), &hmac.alg, &secret)
             .map_err(|p| error(format!("jwt.hmac_secrets[{i}]"), p))?;
     }
-    if keys.is_empty() {
+    let remote_jwks = jwt.remote_jwks.map(remote_jwks_settings).transpose()?;
+    if keys.is_empty() && remote_jwks.is_none() {
         return Err(error(
             "jwt",
-            "no usable verification key: set jwks, pem_keys or hmac_secrets",
+            "no usable verification key: set jwks, pem_keys, hmac_secrets or remote_jwks",
         ));
     }
 
@@ -413,11 +448,133 @@ fn compile(raw: RawConfig, env: EnvLookup) -> Result<Config, ConfigError> {
         routes,
         route_table: RouteTable::new(patterns),
         keys,
+        remote_jwks,
         claim_rules,
         token_sources,
         identity,
         realm,
         cache_entries,
+    })
+}
+
+/// A number from the configuration, its default when absent, refused outside `range`.
+fn bounded<T: Copy + PartialOrd + std::fmt::Display>(
+    value: Option<T>,
+    default: T,
+    (min, max): (T, T),
+    field: &str,
+) -> Result<T, ConfigError> {
+    let value = value.unwrap_or(default);
+    if value < min || value > max {
+        return Err(error(
+            format!("jwt.remote_jwks.{field}"),
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn remote_jwks_settings(raw: RawRemoteJwks) -> Result<RemoteJwksSettings, ConfigError> {
+    let at = |field: &str| format!("jwt.remote_jwks.{field}");
+    if !remote::is_cluster_name(&raw.cluster) {
+        return Err(error(at("cluster"), "not an Envoy cluster name"));
+    }
+    let (authority, source) = match (raw.path, raw.oidc_issuer) {
+        (Some(path), None) => {
+            if !remote::is_request_path(&path) {
+                return Err(error(
+                    at("path"),
+                    "an absolute request path (\"/...\", no spaces or fragment)",
+                ));
+            }
+            let Some(authority) = raw.authority else {
+                return Err(error(
+                    at("authority"),
+                    "required with path: the identity provider's host (the :authority of the fetch)",
+                ));
+            };
+            (authority, KeySource::Path(path))
+        }
+        (None, Some(issuer)) => {
+            if raw.authority.is_some() {
+                return Err(error(
+                    at("authority"),
+                    "comes from oidc_issuer; set one or the other",
+                ));
+            }
+            let (authority, discovery_path) =
+                crate::jwks::discovery::discovery_location(&issuer)
+                    .map_err(|problem| error(at("oidc_issuer"), problem))?;
+            (
+                authority,
+                KeySource::OidcIssuer {
+                    issuer,
+                    discovery_path,
+                },
+            )
+        }
+        _ => {
+            return Err(error(
+                "jwt.remote_jwks",
+                "set exactly one of path (with authority) and oidc_issuer",
+            ))
+        }
+    };
+    if !remote::is_authority(&authority) {
+        return Err(error(at("authority"), "a host or host:port"));
+    }
+    let refresh_seconds = bounded(
+        raw.refresh_seconds,
+        remote::DEFAULT_REFRESH_SECONDS,
+        remote::REFRESH_SECONDS_RANGE,
+        "refresh_seconds",
+    )?;
+    let timeout_ms = bounded(
+        raw.timeout_ms,
+        remote::DEFAULT_TIMEOUT_MS,
+        remote::TIMEOUT_MS_RANGE,
+        "timeout_ms",
+    )?;
+    if timeout_ms >= refresh_seconds.saturating_mul(1000) {
+        return Err(error(
+            at("timeout_ms"),
+            "must be shorter than refresh_seconds",
+        ));
+    }
+    let max_stale_seconds = bounded(
+        raw.max_stale_seconds,
+        remote::DEFAULT_MAX_STALE_SECONDS.max(refresh_seconds),
+        (refresh_seconds, remote::MAX_STALE_SECONDS_LIMIT),
+        "max_stale_seconds",
+    )?;
+    let refetch_min_interval_seconds = bounded(
+        raw.refetch_min_interval_seconds,
+        remote::DEFAULT_REFETCH_MIN_INTERVAL_SECONDS,
+        remote::REFETCH_MIN_INTERVAL_SECONDS_RANGE,
+        "refetch_min_interval_seconds",
+    )?;
+    let max_response_bytes = bounded(
+        raw.max_response_bytes,
+        remote::DEFAULT_MAX_RESPONSE_BYTES,
+        remote::MAX_RESPONSE_BYTES_RANGE,
+        "max_response_bytes",
+    )?;
+    let poll_interval_ms = bounded(
+        raw.poll_interval_ms,
+        remote::DEFAULT_POLL_INTERVAL_MS,
+        remote::POLL_INTERVAL_MS_RANGE,
+        "poll_interval_ms",
+    )?;
+    Ok(RemoteJwksSettings {
+        cluster: raw.cluster,
+        authority,
+        source,
+        refresh_seconds,
+        timeout_ms,
+        max_stale_seconds,
+        refetch_min_interval_seconds,
+        max_response_bytes,
+        poll_interval_ms,
     })
 }
 

@@ -1,92 +1,248 @@
 //! The proxy-wasm glue: the only code that talks to the proxy. It reads the request
-//! headers, asks `gate::decide`, and applies the answer. Kept thin on purpose: everything
+//! headers, asks `gate::decide`, and applies the answer; for remote keys (remote_keys.rs)
+//! it moves bytes between the proxy and `crate::jwks`. Kept thin on purpose: everything
 //! it calls is tested natively and under wasm-bindgen-test.
+//!
+//! A request whose token names a key the current set lacks may wait (Action::Pause) for
+//! a key-set fetch; the root context then decides it again in that request's context
+//! (set_effective_context: the hostcalls act on the effective context) and resumes it or
+//! answers it.
+
+mod metrics;
+mod remote_keys;
 
 use crate::config::Config;
-use crate::gate::{self, Kind, Outcome};
+use crate::gate::{self, Decision, DecisionLog, Kind, Outcome};
+use crate::jwks::{Waiter, WaitingList};
+use crate::jwt::KeySet;
 use crate::status::Refusal;
 use crate::token_cache::VerifiedTokenCache;
-use log::{error, info, warn};
+use log::{error, info};
+use metrics::{increment, Metrics};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
-use std::cell::RefCell;
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use remote_keys::{Fetcher, RemoteView};
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::<Root>::default() });
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
+        Box::new(Root::new(context_id))
+    });
 }}
 
-/// Counter ids, one per decision class. A metric the proxy refused to define is skipped.
+/// What the root context shares with its http contexts for the life of the VM.
 #[derive(Default)]
-struct Metrics {
-    allowed: Option<u32>,
-    unauthenticated: Option<u32>,
-    forbidden: Option<u32>,
-    not_found: Option<u32>,
-    not_configured: Option<u32>,
-    cache_hits: Option<u32>,
-    cache_misses: Option<u32>,
+struct Vm {
+    metrics: Metrics,
+    /// Requests paused until a key set arrives; each removes itself when deleted.
+    waiting: RefCell<WaitingList>,
+    /// This VM's own shared queue: enqueueing wakes its root context (remote_keys.rs).
+    wake_queue: Cell<Option<u32>>,
 }
 
-impl Metrics {
-    fn define() -> Metrics {
-        let counter = |name: &str| match hostcalls::define_metric(MetricType::Counter, name) {
-            Ok(id) => Some(id),
-            Err(status) => {
-                warn!("kubegate: metric {name} not defined: {status:?}");
-                None
-            }
-        };
-        Metrics {
-            allowed: counter("kubegate.requests.allowed"),
-            unauthenticated: counter("kubegate.requests.unauthenticated"),
-            forbidden: counter("kubegate.requests.forbidden"),
-            not_found: counter("kubegate.requests.not_found"),
-            not_configured: counter("kubegate.requests.not_configured"),
-            cache_hits: counter("kubegate.jwt.cache_hits"),
-            cache_misses: counter("kubegate.jwt.cache_misses"),
+/// One accepted configuration and the state that belongs to it (a new configuration
+/// starts with an empty cache: its keys or rules may differ).
+struct Configured {
+    /// `config.keys` is swapped when the remote key set changes (remote_keys.rs).
+    config: RefCell<Config>,
+    /// The configured keys alone: a remote set is added to these.
+    inline_keys: KeySet,
+    cache: RefCell<VerifiedTokenCache>,
+    remote: Option<RemoteView>,
+}
+
+impl Configured {
+    fn new(config: Config) -> Configured {
+        Configured {
+            inline_keys: config.keys.clone(),
+            cache: RefCell::new(VerifiedTokenCache::new(config.cache_entries)),
+            remote: config.remote_jwks.clone().map(RemoteView::new),
+            config: RefCell::new(config),
         }
     }
 
-    fn count(&self, kind: Kind) {
-        let id = match kind {
-            Kind::Allowed => self.allowed,
-            Kind::Unauthenticated => self.unauthenticated,
-            Kind::Forbidden => self.forbidden,
-            Kind::NotFound => self.not_found,
+    /// Judges a request and counts the cache outcome.
+    fn decide(&self, metrics: &Metrics, headers: &[(String, String)], now_ms: u64) -> Decision {
+        let now = now_ms / 1000;
+        // Borrows cannot fail in a single-threaded VM with no re-entry; if one ever did,
+        // the request is refused rather than judged without keys.
+        let Ok(config) = self.config.try_borrow() else {
+            return internal_refusal();
         };
-        increment(id);
+        let decision = match self.cache.try_borrow_mut() {
+            Ok(mut cache) => gate::decide(&config, &mut cache, headers, now),
+            Err(_) => gate::decide(&config, &mut VerifiedTokenCache::new(0), headers, now),
+        };
+        match decision.cache_hit {
+            Some(true) => increment(metrics.cache_hits),
+            Some(false) => increment(metrics.cache_misses),
+            None => {}
+        }
+        decision
     }
 }
 
-fn increment(id: Option<u32>) {
-    if let Some(id) = id {
-        // A metrics failure must not fail the request.
-        let _ = hostcalls::increment_metric(id, 1);
+fn internal_refusal() -> Decision {
+    let refusal = Refusal::unavailable("kubegate: internal state unavailable".into());
+    Decision {
+        log: DecisionLog {
+            kind: Kind::Unauthenticated,
+            user: None,
+            method: String::new(),
+            path: String::new(),
+            route: None,
+            reason: refusal.message.clone(),
+        },
+        outcome: Outcome::Refuse(refusal),
+        cache_hit: None,
+        missing_key: false,
     }
 }
 
-/// The configuration and the verified-token cache that belongs to it (a new
-/// configuration starts with an empty cache: its keys or rules may differ).
-struct Configured {
-    config: Config,
-    cache: RefCell<VerifiedTokenCache>,
+/// The request headers of the current (or effective) context, every pair: duplicates
+/// must be seen (reference.md). Values need not be UTF-8; a lossy copy can only fail
+/// verification.
+fn request_headers() -> Vec<(String, String)> {
+    hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect()
 }
 
-#[derive(Default)]
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn send_refusal(refusal: &Refusal) {
+    let headers = refusal.headers();
+    let body = refusal.body();
+    let _ = hostcalls::send_http_response(
+        u32::from(refusal.code),
+        headers.iter().map(|(n, v)| (*n, v.as_str())).collect(),
+        Some(body.as_bytes()),
+    );
+}
+
+/// Applies a final decision to the current (or effective) http context: the header plan,
+/// or a refusal. Returns whether the request may go on. A token whose key is missing
+/// while no remote set is usable is a 503 (the keys are unavailable), never a 401 that
+/// would send kubectl to log in again.
+fn answer(configured: &Configured, vm: &Vm, decision: Decision) -> bool {
+    if decision.missing_key && configured.remote.as_ref().is_some_and(|r| !r.in_use()) {
+        increment(vm.metrics.unavailable);
+        let refusal = Refusal::unavailable(
+            "kubegate: the identity provider's signing keys are not available; try again shortly"
+                .into(),
+        );
+        let log = decision.log;
+        info!(
+            "kubegate: decision=unavailable user=\"-\" method={:?} path={:?} route={:?} reason={:?}",
+            log.method,
+            log.path,
+            log.route.as_deref().unwrap_or("-"),
+            "no usable remote key set"
+        );
+        send_refusal(&refusal);
+        return false;
+    }
+    vm.metrics.count(decision.log.kind);
+    info!("kubegate: {}", decision.log);
+    match decision.outcome {
+        Outcome::Allow(plan) => {
+            for name in &plan.remove {
+                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+            }
+            for (name, value) in &plan.add {
+                let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
+            }
+            true
+        }
+        Outcome::Refuse(refusal) => {
+            send_refusal(&refusal);
+            false
+        }
+    }
+}
+
 struct Root {
+    context_id: u32,
+    vm: Rc<Vm>,
     configured: Option<Rc<Configured>>,
-    metrics: Rc<Metrics>,
+    fetcher: Fetcher,
 }
 
-impl Context for Root {}
+impl Root {
+    fn new(context_id: u32) -> Root {
+        Root {
+            context_id,
+            vm: Rc::new(Vm::default()),
+            configured: None,
+            fetcher: Fetcher::new(context_id),
+        }
+    }
+
+    /// Looks at the shared key state (adopt, refresh, time out) and answers the
+    /// requests that stopped waiting.
+    fn poll(&mut self, may_fetch: bool) {
+        let Some(configured) = self.configured.clone() else {
+            return;
+        };
+        let now = now_ms();
+        let ready = self.fetcher.poll(&configured, &self.vm, now, may_fetch);
+        self.resume(&configured, ready, now);
+    }
+
+    /// Decides each request again, in its own context, and resumes or answers it.
+    fn resume(&self, configured: &Configured, ready: Vec<u32>, now: u64) {
+        if ready.is_empty() {
+            return;
+        }
+        for context_id in ready {
+            // Fails when the request is gone (it also leaves the list when deleted).
+            if hostcalls::set_effective_context(context_id).is_err() {
+                continue;
+            }
+            let headers = request_headers();
+            let decision = configured.decide(&self.vm.metrics, &headers, now);
+            if answer(configured, &self.vm, decision) {
+                let _ = hostcalls::resume_http_request();
+            }
+        }
+        // Back to the root, so later hostcalls (dispatch above all) act on it.
+        let _ = hostcalls::set_effective_context(self.context_id);
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let now = now_ms();
+        self.fetcher
+            .on_response(&self.vm, token_id, num_headers, body_size, now);
+        self.poll(false);
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        self.metrics = Rc::new(Metrics::define());
+        self.vm = Rc::new(Vm {
+            metrics: Metrics::define(),
+            ..Vm::default()
+        });
         true
     }
 
@@ -95,112 +251,141 @@ impl RootContext for Root {
         // The service-account token may come from the VM's environment (WASI environ),
         // which Envoy fills from vm_config.environment_variables and Istio from vmConfig.env.
         let env = |name: &str| std::env::var(name).ok();
-        match Config::parse(&bytes, &env) {
-            Ok(config) => {
-                info!(
-                    "kubegate: configured: {} route(s), {} verification key(s)",
-                    config.routes.len(),
-                    config.keys.len()
-                );
-                let cache = RefCell::new(VerifiedTokenCache::new(config.cache_entries));
-                self.configured = Some(Rc::new(Configured { config, cache }));
-                true
-            }
+        let config = match Config::parse(&bytes, &env) {
+            Ok(config) => config,
             Err(e) => {
                 // A false return makes Envoy/Istio refuse the plugin rather than run open.
                 error!("kubegate: configuration refused: {e}");
-                false
+                return false;
             }
+        };
+        info!(
+            "kubegate: configured: {} route(s), {} inline verification key(s){}",
+            config.routes.len(),
+            config.keys.len(),
+            match &config.remote_jwks {
+                Some(remote) => format!(
+                    ", remote keys from cluster {:?} ({}), refreshed every {} s",
+                    remote.cluster, remote.authority, remote.refresh_seconds
+                ),
+                None => String::new(),
+            }
+        );
+        let configured = Rc::new(Configured::new(config));
+        self.configured = Some(Rc::clone(&configured));
+        if configured.remote.is_some() {
+            self.fetcher.configure(&self.vm);
+            self.poll(false);
+        } else {
+            self.fetcher.stop();
+            // Requests that waited for the previous configuration's keys are decided now.
+            let waiting = self
+                .vm
+                .waiting
+                .try_borrow_mut()
+                .map(|mut w| w.take_all())
+                .unwrap_or_default();
+            self.resume(&configured, waiting, now_ms());
         }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        self.fetcher.on_tick();
+        self.poll(true);
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        remote_keys::drain(queue_id);
+        self.poll(true);
     }
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Request {
+            context_id,
             configured: self.configured.clone(),
-            metrics: Rc::clone(&self.metrics),
+            vm: Rc::clone(&self.vm),
         }))
     }
 }
 
 struct Request {
+    context_id: u32,
     configured: Option<Rc<Configured>>,
-    metrics: Rc<Metrics>,
+    vm: Rc<Vm>,
 }
 
 impl Context for Request {}
 
 impl Request {
-    fn refuse(&self, refusal: &Refusal) {
-        let headers = refusal.headers();
-        let body = refusal.body();
-        self.send_http_response(
-            u32::from(refusal.code),
-            headers.iter().map(|(n, v)| (*n, v.as_str())).collect(),
-            Some(body.as_bytes()),
+    /// Pauses the request until a key-set fetch ends, if one is running or may start;
+    /// false when it is to be answered now (a refetch ran too recently, or the list is full).
+    fn wait_for_keys(&self, configured: &Configured, decision: &Decision, now: u64) -> bool {
+        let Some(remote) = &configured.remote else {
+            return false;
+        };
+        let Some(attempts_seen) = remote.should_wait(now) else {
+            return false;
+        };
+        let waiter = Waiter {
+            context_id: self.context_id,
+            deadline_ms: now.saturating_add(remote.settings.wait_ms()),
+            attempts_seen,
+        };
+        let queued = self
+            .vm
+            .waiting
+            .try_borrow_mut()
+            .is_ok_and(|mut waiting| waiting.push(waiter).is_ok());
+        if !queued {
+            return false;
+        }
+        remote_keys::wake(&self.vm);
+        increment(self.vm.metrics.waited_for_keys);
+        info!(
+            "kubegate: waiting for signing keys: method={:?} path={:?} route={:?} reason={:?}",
+            decision.log.method,
+            decision.log.path,
+            decision.log.route.as_deref().unwrap_or("-"),
+            decision.log.reason
         );
-    }
-
-    fn now_unix_seconds(&self) -> u64 {
-        self.get_current_time()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        true
     }
 }
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(configured) = self.configured.clone() else {
-            increment(self.metrics.not_configured);
-            self.refuse(&Refusal::unavailable(
+            increment(self.vm.metrics.not_configured);
+            send_refusal(&Refusal::unavailable(
                 "kubegate: the gateway has no valid configuration".into(),
             ));
             return Action::Pause;
         };
-        // All pairs, not the first value of each: duplicates must be seen (reference.md).
-        // Header values need not be UTF-8; a lossy copy can only fail verification.
-        let headers: Vec<(String, String)> = self
-            .get_http_request_headers_bytes()
-            .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-            .collect();
-
-        let now = self.now_unix_seconds();
-        let decision = match configured.cache.try_borrow_mut() {
-            Ok(mut cache) => gate::decide(&configured.config, &mut cache, &headers, now),
-            // Unreachable in a single-threaded VM; a fresh cache keeps it from trapping.
-            Err(_) => gate::decide(
-                &configured.config,
-                &mut VerifiedTokenCache::new(0),
-                &headers,
-                now,
-            ),
-        };
-        self.metrics.count(decision.log.kind);
-        match decision.cache_hit {
-            Some(true) => increment(self.metrics.cache_hits),
-            Some(false) => increment(self.metrics.cache_misses),
-            None => {}
+        let headers = request_headers();
+        let now = now_ms();
+        let decision = configured.decide(&self.vm.metrics, &headers, now);
+        if decision.missing_key && self.wait_for_keys(&configured, &decision, now) {
+            return Action::Pause;
         }
-        info!("kubegate: {}", decision.log);
-        match decision.outcome {
-            Outcome::Allow(plan) => {
-                for name in &plan.remove {
-                    self.remove_http_request_header(name);
-                }
-                for (name, value) in &plan.add {
-                    self.add_http_request_header(name, value);
-                }
-                Action::Continue
-            }
-            Outcome::Refuse(refusal) => {
-                self.refuse(&refusal);
-                Action::Pause
-            }
+        if answer(&configured, &self.vm, decision) {
+            Action::Continue
+        } else {
+            Action::Pause
+        }
+    }
+}
+
+impl Drop for Request {
+    /// The proxy deletes the context when the stream ends, the client's going away
+    /// included: a paused request must not stay on the list.
+    fn drop(&mut self) {
+        if let Ok(mut waiting) = self.vm.waiting.try_borrow_mut() {
+            waiting.remove(self.context_id);
         }
     }
 }

@@ -1,0 +1,87 @@
+//! The filter's proxy metrics. Envoy shows them as `wasmcustom.<name>`; every VM defines
+//! the same names, so each is one stat for the whole proxy.
+
+use crate::gate::Kind;
+use log::warn;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+/// Metric ids. A metric the proxy refused to define is skipped (`None`).
+#[derive(Default)]
+pub(super) struct Metrics {
+    allowed: Option<u32>,
+    unauthenticated: Option<u32>,
+    forbidden: Option<u32>,
+    not_found: Option<u32>,
+    pub not_configured: Option<u32>,
+    pub cache_hits: Option<u32>,
+    pub cache_misses: Option<u32>,
+    /// Requests paused until a key set they need arrived.
+    pub waited_for_keys: Option<u32>,
+    /// Requests answered 503 because no usable key set arrived.
+    pub unavailable: Option<u32>,
+    /// Key set fetches started (by this proxy's lease holders), and how many failed.
+    pub jwks_fetches: Option<u32>,
+    pub jwks_fetch_failures: Option<u32>,
+    /// Fetches started because a token named an unknown key.
+    pub jwks_refetches: Option<u32>,
+    /// Fetches that brought a key set different from the one published before.
+    pub jwks_updates: Option<u32>,
+    /// Gauges: seconds since the set in use was last confirmed, and its remote keys.
+    pub jwks_age_seconds: Option<u32>,
+    pub jwks_keys: Option<u32>,
+}
+
+impl Metrics {
+    pub(super) fn define() -> Metrics {
+        let define = |kind: MetricType, name: &str| match hostcalls::define_metric(kind, name) {
+            Ok(id) => Some(id),
+            Err(status) => {
+                warn!("kubegate: metric {name} not defined: {status:?}");
+                None
+            }
+        };
+        let counter = |name: &str| define(MetricType::Counter, name);
+        let gauge = |name: &str| define(MetricType::Gauge, name);
+        Metrics {
+            allowed: counter("kubegate.requests.allowed"),
+            unauthenticated: counter("kubegate.requests.unauthenticated"),
+            forbidden: counter("kubegate.requests.forbidden"),
+            not_found: counter("kubegate.requests.not_found"),
+            not_configured: counter("kubegate.requests.not_configured"),
+            cache_hits: counter("kubegate.jwt.cache_hits"),
+            cache_misses: counter("kubegate.jwt.cache_misses"),
+            waited_for_keys: counter("kubegate.requests.waited_for_keys"),
+            unavailable: counter("kubegate.requests.unavailable"),
+            jwks_fetches: counter("kubegate.jwks.fetches"),
+            jwks_fetch_failures: counter("kubegate.jwks.fetch_failures"),
+            jwks_refetches: counter("kubegate.jwks.refetches"),
+            jwks_updates: counter("kubegate.jwks.updates"),
+            jwks_age_seconds: gauge("kubegate.jwks.age_seconds"),
+            jwks_keys: gauge("kubegate.jwks.keys"),
+        }
+    }
+
+    pub(super) fn count(&self, kind: Kind) {
+        let id = match kind {
+            Kind::Allowed => self.allowed,
+            Kind::Unauthenticated => self.unauthenticated,
+            Kind::Forbidden => self.forbidden,
+            Kind::NotFound => self.not_found,
+        };
+        increment(id);
+    }
+}
+
+pub(super) fn increment(id: Option<u32>) {
+    if let Some(id) = id {
+        // A metrics failure must not fail the request.
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}
+
+pub(super) fn record(id: Option<u32>, value: u64) {
+    if let Some(id) = id {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
