@@ -22,7 +22,7 @@ use metrics::{increment, Metrics};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
-use remote_keys::{Fetcher, RemoteView};
+use remote_keys::{Fetcher, MissingKey, RemoteView};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
@@ -324,13 +324,13 @@ impl Context for Request {}
 impl Request {
     /// Pauses the request until a key-set fetch ends, if one is running or may start;
     /// false when it is to be answered now (a refetch ran too recently, or the list is full).
-    fn wait_for_keys(&self, configured: &Configured, decision: &Decision, now: u64) -> bool {
-        let Some(remote) = &configured.remote else {
-            return false;
-        };
-        let Some(attempts_seen) = remote.should_wait(now) else {
-            return false;
-        };
+    fn wait_for_keys(
+        &self,
+        remote: &RemoteView,
+        decision: &Decision,
+        attempts_seen: u64,
+        now: u64,
+    ) -> bool {
         let waiter = Waiter {
             context_id: self.context_id,
             deadline_ms: now.saturating_add(remote.settings.wait_ms()),
@@ -368,9 +368,27 @@ impl HttpContext for Request {
         };
         let headers = request_headers();
         let now = now_ms();
-        let decision = configured.decide(&self.vm.metrics, &headers, now);
-        if decision.missing_key && self.wait_for_keys(&configured, &decision, now) {
-            return Action::Pause;
+        let mut decision = configured.decide(&self.vm.metrics, &headers, now);
+        if let Some(remote) = &configured.remote {
+            // Twice at most: after adopting a set another VM published, the key may
+            // still be missing, and then a fetch may still be worth waiting for.
+            for _ in 0..2 {
+                if !decision.missing_key {
+                    break;
+                }
+                match remote.on_missing_key(&configured, now) {
+                    MissingKey::DecideAgain => {
+                        decision = configured.decide(&self.vm.metrics, &headers, now);
+                    }
+                    MissingKey::Wait { attempts_seen } => {
+                        if self.wait_for_keys(remote, &decision, attempts_seen, now) {
+                            return Action::Pause;
+                        }
+                        break;
+                    }
+                    MissingKey::AnswerNow => break,
+                }
+            }
         }
         if answer(&configured, &self.vm, decision) {
             Action::Continue

@@ -336,6 +336,10 @@ fn pomerium_style_prefixed_tokens_work() {
         serde_json::from_str(include_str!("../filter-config/pomerium.json")).unwrap();
     value["jwt"]["issuer"] = json!(kubegate_testkit::tokens::DEV_ISSUER);
     value["jwt"]["audiences"] = json!([kubegate_testkit::tokens::DEV_AUDIENCE]);
+    // The example fetches Pomerium's JWKS (tests/remote_jwks.rs runs that); decided
+    // natively, the dev key stands in for it.
+    let dev: Value = serde_json::from_str(include_str!("../filter-config/dev.json")).unwrap();
+    value["jwt"]["jwks"] = dev["jwt"]["jwks"].clone();
     let config = Config::parse(value.to_string().as_bytes(), &env).unwrap();
     let t = token("someone@pomerium.com", &[]);
     let mut headers = request(&[("authorization", &format!("Bearer Pomerium-{t}"))]);

@@ -64,17 +64,34 @@ impl RemoteView {
             .is_ok_and(|adopted| !adopted.hash.is_empty())
     }
 
-    /// For a request whose key is missing: `Some(attempts so far)` if it should wait for
-    /// a fetch (one is running, or may start now), `None` to answer it now.
-    pub(super) fn should_wait(&self, now_ms: u64) -> Option<u64> {
+    /// What a request whose key is missing should do: decide again with a set another
+    /// VM published that this one has not adopted yet, wait for a fetch (one is running,
+    /// or may start now), or be answered now (a refetch ran too recently).
+    pub(super) fn on_missing_key(&self, configured: &Configured, now_ms: u64) -> MissingKey {
         let state = read_state(&self.state_key)
             .map(|(state, _)| state)
             .unwrap_or_default();
+        let unseen = self
+            .adopted
+            .try_borrow()
+            .is_ok_and(|adopted| adopted.seen != state.published_hash);
+        if unseen && adopt_published(configured, self, &state, now_ms) {
+            return MissingKey::DecideAgain;
+        }
         match state.refetch_verdict(now_ms, &self.settings) {
-            RefetchVerdict::InFlight | RefetchVerdict::Allowed => Some(state.attempts),
-            RefetchVerdict::RateLimited => None,
+            RefetchVerdict::InFlight | RefetchVerdict::Allowed => MissingKey::Wait {
+                attempts_seen: state.attempts,
+            },
+            RefetchVerdict::RateLimited => MissingKey::AnswerNow,
         }
     }
+}
+
+/// See `RemoteView::on_missing_key`.
+pub(super) enum MissingKey {
+    DecideAgain,
+    Wait { attempts_seen: u64 },
+    AnswerNow,
 }
 
 /// Asks this VM's root context to poll now (a request is waiting) rather than at the
@@ -461,8 +478,13 @@ impl Fetcher {
 }
 
 /// Adopts the published set if it is new to this VM, or drops the set in use once it
-/// is older than max_stale_seconds.
-fn adopt_published(configured: &Configured, remote: &RemoteView, state: &FetchState, now: u64) {
+/// is older than max_stale_seconds. Returns whether the keys in use changed.
+fn adopt_published(
+    configured: &Configured,
+    remote: &RemoteView,
+    state: &FetchState,
+    now: u64,
+) -> bool {
     if !state.usable(now, &remote.settings) {
         if remote.in_use() {
             warn!(
@@ -471,30 +493,37 @@ fn adopt_published(configured: &Configured, remote: &RemoteView, state: &FetchSt
                 remote.settings.max_stale_seconds
             );
             uninstall(configured, remote);
+            return true;
         }
-        return;
+        return false;
     }
     let (seen, adopted_hash) = match remote.adopted.try_borrow() {
         Ok(adopted) => (adopted.seen.clone(), adopted.hash.clone()),
-        Err(_) => return,
+        Err(_) => return false,
     };
     if state.published_hash == seen {
-        return;
+        return false;
     }
     if let Ok(mut adopted) = remote.adopted.try_borrow_mut() {
         adopted.seen = state.published_hash.clone();
     }
     let Some(body) = read_shared(&remote.keys_key).map(|(body, _)| body) else {
         warn!("kubegate: a key set was published but its body is missing from shared data");
-        return;
+        return false;
     };
     let hash = content_hash(&body);
     if hash == adopted_hash {
-        return;
+        return false;
     }
     match parse_key_set(&body, &configured.inline_keys) {
-        Ok(parsed) => install(configured, remote, parsed, hash),
-        Err(failure) => warn!("kubegate: the published key set is not usable here: {failure}"),
+        Ok(parsed) => {
+            install(configured, remote, parsed, hash);
+            true
+        }
+        Err(failure) => {
+            warn!("kubegate: the published key set is not usable here: {failure}");
+            false
+        }
     }
 }
 

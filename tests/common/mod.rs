@@ -45,3 +45,5 @@ pub fn spec(config: &serde_json::Value, vms: usize) -> PluginSpec {
 pub fn load(config: &serde_json::Value) -> Plugin {
     Plugin::load(spec(config, 2)).expect("kubegate.wasm loads with the configuration")
 }
+
+pub mod jwks_server;
