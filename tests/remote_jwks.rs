@@ -487,11 +487,9 @@ async fn failed_refreshes_keep_the_last_good_set_until_it_is_stale() {
         ),
         (Behaviour::Serve(r#"{"keys": []}"#.into()), "no usable key"),
     ];
-    let mut failures = 0;
     let mut elapsed = 0;
-    for (behaviour, reason) in bad_answers {
+    for (failures, (behaviour, reason)) in (1..).zip(bad_answers) {
         g.server.set(behaviour);
-        failures += 1;
         // Far enough for the refresh or the backoff to be due.
         g.clock.advance(Duration::from_secs(300));
         elapsed += 300;
