@@ -9,12 +9,10 @@
 //! Times are the proxy's clock in milliseconds since the Unix epoch.
 
 use super::settings::RemoteJwksSettings;
-use serde::{Deserialize, Serialize};
 
 /// The shared record. Unknown or missing fields default, so a record from another
 /// version never wedges the fetching: at worst one extra fetch.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FetchState {
     /// The VM holding the fetch lease (0: nobody) and until when.
     pub lease_holder: u64,
@@ -56,6 +54,9 @@ pub enum RefetchVerdict {
     RateLimited,
 }
 
+/// The first line of an encoded record.
+const RECORD_VERSION: &str = "kubegate-jwks-state 1";
+
 /// The longest failure text kept in the shared record.
 const MAX_FAILURE_CHARS: usize = 200;
 
@@ -64,13 +65,57 @@ const FIRST_RETRY_MS: u64 = 1_000;
 
 impl FetchState {
     /// Reads a record; anything unreadable is a fresh record (and gets overwritten by
-    /// the next compare-and-swap).
+    /// the next compare-and-swap), an unreadable field its default.
+    ///
+    /// The format is `name=value` lines after a version line, written by hand: serde's
+    /// derives for this one record cost the module several KiB.
     pub fn decode(bytes: &[u8]) -> FetchState {
-        serde_json::from_slice(bytes).unwrap_or_default()
+        let mut state = FetchState::default();
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return state;
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some(RECORD_VERSION) {
+            return state;
+        }
+        for line in lines {
+            let Some((name, value)) = line.split_once('=') else {
+                continue;
+            };
+            let number = || value.parse::<u64>().unwrap_or(0);
+            match name {
+                "lease_holder" => state.lease_holder = number(),
+                "lease_until_ms" => state.lease_until_ms = number(),
+                "next_fetch_ms" => state.next_fetch_ms = number(),
+                "last_refetch_ms" => state.last_refetch_ms = number(),
+                "attempts" => state.attempts = number(),
+                "failures_in_row" => state.failures_in_row = value.parse().unwrap_or(0),
+                "last_failure" => state.last_failure = value.to_string(),
+                "published_hash" => state.published_hash = value.to_string(),
+                "fetched_ms" => state.fetched_ms = number(),
+                "jwks_path" => state.jwks_path = value.to_string(),
+                _ => {}
+            }
+        }
+        state
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let one_line = |text: &str| text.replace(['\n', '\r'], " ");
+        format!(
+            "{RECORD_VERSION}\nlease_holder={}\nlease_until_ms={}\nnext_fetch_ms={}\nlast_refetch_ms={}\nattempts={}\nfailures_in_row={}\nlast_failure={}\npublished_hash={}\nfetched_ms={}\njwks_path={}\n",
+            self.lease_holder,
+            self.lease_until_ms,
+            self.next_fetch_ms,
+            self.last_refetch_ms,
+            self.attempts,
+            self.failures_in_row,
+            one_line(&self.last_failure),
+            one_line(&self.published_hash),
+            self.fetched_ms,
+            one_line(&self.jwks_path),
+        )
+        .into_bytes()
     }
 
     /// Whether a fetch is running: a lease that has not run out.
@@ -360,8 +405,18 @@ mod tests {
         assert_eq!(FetchState::decode(&state.encode()), state);
         assert_eq!(FetchState::decode(b"garbage"), FetchState::default());
         assert_eq!(FetchState::decode(b""), FetchState::default());
-        let partial = FetchState::decode(br#"{"attempts": 4, "future_field": 1}"#);
+        let partial = FetchState::decode(
+            b"kubegate-jwks-state 1\nattempts=4\nfuture_field=1\nfetched_ms=x\n",
+        );
         assert_eq!(partial.attempts, 4);
+        assert_eq!(partial.fetched_ms, 0);
+        assert_eq!(
+            FetchState::decode(b"kubegate-jwks-state 2\nattempts=4\n"),
+            FetchState::default()
+        );
+        // A failure text cannot add lines (fields) to the record.
+        let forged = FetchState::default().failed(1, T0, "x\nlease_holder=9", &s);
+        assert_eq!(FetchState::decode(&forged.encode()).lease_holder, 0);
         let long = "x".repeat(1000);
         assert_eq!(
             FetchState::default()
