@@ -107,28 +107,38 @@ struct RawJwt {
     cache_entries: Option<usize>,
 }
 
-/// Keys fetched from the identity provider (src/jwks/ documents the fetching).
+/// Keys fetched from the identity provider (src/jwks/ documents the fetching). Bounds
+/// and defaults are in src/jwks/settings.rs.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRemoteJwks {
+    /// The Envoy cluster the fetch goes through (dispatch_http_call).
     cluster: String,
-    /// Required with `path`; with `oidc_issuer` it is the issuer's host.
+    /// The `:authority` of the fetch; required with `path`, taken from `oidc_issuer`.
     #[serde(default)]
     authority: Option<String>,
+    /// The JWKS path (Pomerium: `/.well-known/pomerium/jwks.json`)...
     #[serde(default)]
     path: Option<String>,
+    /// ...or an https issuer whose openid-configuration names a same-host `jwks_uri`.
     #[serde(default)]
     oidc_issuer: Option<String>,
+    /// How often the set is fetched again (default 300).
     #[serde(default)]
     refresh_seconds: Option<u64>,
+    /// Per HTTP call, and the longest a request waits for keys (default 5000).
     #[serde(default)]
     timeout_ms: Option<u64>,
+    /// How long the last good set is used while fetches fail (default 86400).
     #[serde(default)]
     max_stale_seconds: Option<u64>,
+    /// At most one unknown-kid refetch per this interval, proxy-wide (default 30).
     #[serde(default)]
     refetch_min_interval_seconds: Option<u64>,
+    /// Larger answers are refused unread (default 262144).
     #[serde(default)]
     max_response_bytes: Option<usize>,
+    /// How often each VM checks the shared state (default 1000).
     #[serde(default)]
     poll_interval_ms: Option<u64>,
 }

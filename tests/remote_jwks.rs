@@ -618,6 +618,25 @@ async fn a_refetch_on_one_vm_serves_the_others() {
     assert_eq!(plugin.metric("kubegate.jwks.refetches"), Some(1));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconfigured_plugin_adopts_the_published_set_without_fetching_or_waiting() {
+    let a = test_key("a");
+    let g = gate(serve(&[&a]), json!({}), 2).await;
+    g.keys_in_use_everywhere("a").await;
+    // New VMs with another policy (and the same key source) find the set in shared data.
+    let mut next = config(remote(json!({})));
+    next["routes"][0]["policy"] =
+        json!([{"allow": {"or": [{"email": {"is": "other@example.com"}}]}}]);
+    g.plugin.reconfigure(next.to_string()).unwrap();
+    let t = token(&a, &g.clock, "other@example.com");
+    assert_eq!(
+        forwarded_user(&g.plugin.handle(pods(&t)).await),
+        "other@example.com"
+    );
+    assert_eq!(g.metric("kubegate.requests.waited_for_keys"), 0);
+    assert_eq!(g.server.count(JWKS_PATH), 1);
+}
+
 // ---- OpenID discovery ----------------------------------------------------------------------
 
 const ISSUER_URL: &str = "https://idp.example.com/realms/k8s";
@@ -793,6 +812,27 @@ fn a_configuration_with_only_remote_keys_is_valid_with_defaults() {
 
 fn config_value_without_remote() -> Value {
     config(json!(null))
+}
+
+#[test]
+fn the_envoy_and_istio_examples_remote_jwks_parse() {
+    // As envoy-examples/envoy/in-cluster.yaml and istio/wasmplugin.yaml write it.
+    for cluster in [
+        "pomerium_jwks",
+        "outbound|443||authenticate.localhost.pomerium.io",
+    ] {
+        let remote = parse(json!({
+            "cluster": cluster,
+            "authority": "authenticate.localhost.pomerium.io",
+            "path": "/.well-known/pomerium/jwks.json",
+            "refresh_seconds": 300,
+            "timeout_ms": 5000
+        }))
+        .unwrap()
+        .remote_jwks
+        .unwrap();
+        assert_eq!(remote.cluster, cluster);
+    }
 }
 
 #[test]
