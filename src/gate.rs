@@ -140,6 +140,22 @@ pub fn decide(
         );
     };
     log.route = Some(route.name.clone());
+    // The policy judges the method and path the API server will act on (decoded once, as
+    // Go decodes it); a target that parsers could read differently is refused before any
+    // token work, since no policy can judge it faithfully (src/path.rs, SECURITY.md).
+    let judged_path = match crate::path::check_method(method)
+        .and_then(|()| crate::path::policy_path(full_path))
+    {
+        Ok(judged) => judged,
+        Err(e) => {
+            return refuse(
+                log,
+                Kind::Forbidden,
+                Refusal::forbidden(format!("kubegate: {method:?} {path:?} refused: {e}")),
+            )
+        }
+    };
+    let path: &str = &judged_path;
 
     let token =
         match token::extract(&config.token_sources, headers) {

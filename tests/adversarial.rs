@@ -640,7 +640,6 @@ async fn http_path_and_method_rules_hold_for_plain_requests() {
 /// that judges `kubegate::path::policy_path` (SECURITY.md, "Paths"); until it is applied the
 /// encoded kube-system paths reach the API server, which decodes them.
 #[tokio::test]
-#[ignore = "needs the gate.rs change to judge kubegate::path (SECURITY.md, Paths)"]
 async fn http_path_rules_hold_against_encoding_dot_segments_and_slashes() {
     let plugin = load(&hostile::config());
     let (_, alice) = alice();
