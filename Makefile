@@ -47,7 +47,7 @@ test-wasm:
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 	  $(CARGO) test -p kubegate --target wasm32-unknown-unknown --lib --test jwt_vectors
 
-test: setup lint test-native test-wasm
+test: setup lint test-native test-wasm validate-examples
 
 # wasm-opt (Debian's binaryen) shrinks the module rustc wrote; without it the build still
 # works, with a warning. The features are the ones rustc enables for wasm32-wasip1 (its
