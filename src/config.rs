@@ -4,6 +4,7 @@
 //! names the field (a JSON path such as `routes[0].policy[1].allow`) and the problem.
 
 use crate::identity::IdentityRules;
+use crate::json_path;
 use crate::jwks::settings::{self as remote, KeySource, RemoteJwksSettings};
 use crate::jwt::{ClaimRules, KeySet};
 use crate::policy::Policy;
@@ -266,10 +267,11 @@ const MAX_CACHE_ENTRIES: usize = 100_000;
 impl Config {
     /// Parses and validates the plugin configuration.
     pub fn parse(json: &[u8], env: EnvLookup) -> Result<Config, ConfigError> {
-        let mut deserializer = serde_json::Deserializer::from_slice(json);
-        let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let field = e.path().to_string();
-            error(field, e.into_inner().to_string())
+        let raw: RawConfig = serde_json::from_slice(json).map_err(|e| {
+            error(
+                json_path::path_at(json, e.line(), e.column()),
+                e.to_string(),
+            )
         })?;
         compile(raw, env)
     }
@@ -660,7 +662,7 @@ fn identity_rules(raw: RawIdentity) -> Result<IdentityRules, ConfigError> {
                 "keys and claim names must not be empty",
             ));
         }
-        extra_claims.push((key.to_lowercase(), claim_name));
+        extra_claims.push((key.to_ascii_lowercase(), claim_name));
     }
     if raw.require_email_verified && user_claim != "email" {
         return Err(error(

@@ -74,8 +74,14 @@ impl Configured {
             return internal_refusal();
         };
         let decision = match self.cache.try_borrow_mut() {
-            Ok(mut cache) => gate::decide(&config, &mut cache, headers, now),
-            Err(_) => gate::decide(&config, &mut VerifiedTokenCache::new(0), headers, now),
+            Ok(mut cache) => gate::decide_from(&config, &mut cache, headers, source_ip(), now),
+            Err(_) => gate::decide_from(
+                &config,
+                &mut VerifiedTokenCache::new(0),
+                headers,
+                source_ip(),
+                now,
+            ),
         };
         match decision.cache_hit {
             Some(true) => increment(metrics.cache_hits),
@@ -112,6 +118,13 @@ fn request_headers() -> Vec<(String, String)> {
         .into_iter()
         .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
         .collect()
+}
+
+/// The client's address (Envoy's `source.address`, `ip:port`) for `source_ip` criteria;
+/// `None` when the proxy does not say, which makes those criteria false.
+fn source_ip() -> Option<std::net::IpAddr> {
+    let address = hostcalls::get_property(vec!["source", "address"]).ok()??;
+    crate::policy::source_ip_from_address(std::str::from_utf8(&address).ok()?)
 }
 
 fn now_ms() -> u64 {

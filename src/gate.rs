@@ -5,12 +5,14 @@
 use crate::config::Config;
 use crate::identity::{self, IdentityError};
 use crate::jwt;
-use crate::policy::Facts;
+use crate::policy::{Facts, RequestContext};
+use crate::request_info::{self, RequestInfo};
 use crate::status::Refusal;
 use crate::token;
 use crate::token_cache::VerifiedTokenCache;
 use crate::upstream::{self, HeaderPlan};
 use crate::Claims;
+use std::net::IpAddr;
 use std::rc::Rc;
 
 /// What the filter does with the request.
@@ -90,11 +92,23 @@ fn pseudo<'h>(headers: &'h [(String, String)], name: &str) -> &'h str {
         .unwrap_or("")
 }
 
-/// Judges one request. `cache` holds this VM's verified tokens.
+/// Judges one request whose client address is unknown (a `source_ip` criterion is then
+/// false). `cache` holds this VM's verified tokens.
 pub fn decide(
     config: &Config,
     cache: &mut VerifiedTokenCache,
     headers: &[(String, String)],
+    now_unix_seconds: u64,
+) -> Decision {
+    decide_from(config, cache, headers, None, now_unix_seconds)
+}
+
+/// Judges one request from `source_ip` (the proxy's `source.address`).
+pub fn decide_from(
+    config: &Config,
+    cache: &mut VerifiedTokenCache,
+    headers: &[(String, String)],
+    source_ip: Option<IpAddr>,
     now_unix_seconds: u64,
 ) -> Decision {
     let method = pseudo(headers, ":method");
@@ -156,6 +170,23 @@ pub fn decide(
         }
     };
     let path: &str = &judged_path;
+    // The Kubernetes reading of the request, for policies with kubernetes_* criteria. One
+    // the resolver cannot read is refused: those criteria cannot judge it, and a `not`
+    // over them must not turn "unknown" into "allowed".
+    let kubernetes: Option<RequestInfo> = if route.policy.needs_context() {
+        match request_info::resolve(method, full_path) {
+            Ok(info) => Some(info),
+            Err(e) => {
+                return refuse(
+                    log,
+                    Kind::Forbidden,
+                    Refusal::forbidden(format!("kubegate: {method:?} {path:?} refused: {e}")),
+                )
+            }
+        }
+    } else {
+        None
+    };
 
     let token =
         match token::extract(&config.token_sources, headers) {
@@ -227,7 +258,12 @@ pub fn decide(
         method,
         path,
     };
-    let verdict = route.policy.evaluate(&facts);
+    let context = RequestContext {
+        kubernetes: kubernetes.as_ref(),
+        source_ip,
+        now_unix_seconds,
+    };
+    let verdict = route.policy.evaluate_with(&facts, &context);
     if !verdict.allowed {
         let message = format!(
             "kubegate: user {:?} is not allowed to {} {} through {}: {}",

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod gate;
 pub mod identity;
+pub mod json_path;
 pub mod jwks;
 pub mod jwt;
 pub mod path;

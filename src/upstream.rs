@@ -125,12 +125,13 @@ fn is_bearer_protocol(protocol: &str) -> bool {
         .is_some_and(|head| head.eq_ignore_ascii_case(WEBSOCKET_BEARER_PROTOCOL))
 }
 
-/// Lower-cases an extra key and percent-encodes every byte that is not legal in a header
+/// Lower-cases an extra key (ASCII only: the API server lower-cases the header name, in
+/// which anything else arrives percent-encoded) and percent-encodes every byte that is not legal in a header
 /// name token (RFC 9110 `tchar`), and `%` itself, as client-go does, so the API server's
 /// unescaping gives back the key.
 pub fn escape_extra_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
-    for byte in key.to_lowercase().bytes() {
+    for byte in key.to_ascii_lowercase().bytes() {
         let legal = byte.is_ascii_alphanumeric() || b"!#$&'*+-.^_`|~".contains(&byte);
         if legal {
             out.push(char::from(byte));

@@ -395,3 +395,82 @@ fn policy_is_applied_on_every_cache_hit() {
         );
     }
 }
+
+fn with_path(path: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut headers = request(extra);
+    for (name, value) in headers.iter_mut() {
+        if name == ":path" {
+            *value = path.to_string();
+        }
+    }
+    headers
+}
+
+#[test]
+fn kubernetes_criteria_see_the_resolved_request_and_the_client_address() {
+    use kubegate::gate::decide_from;
+    let config = config_with(|c| {
+        c["routes"][0]["policy"] = json!([
+            {"allow": {"and": [{"domain": {"is": "example.com"}}, {"source_ip": "10.0.0.0/8"}]}},
+            {"deny": {"and": [{"kubernetes_resource": {"is": "secrets"}}]}}
+        ]);
+    });
+    let t = bearer(&token("someuser@example.com", &[]));
+    let office = Some("10.1.2.3".parse().unwrap());
+    let pods = with_path("/api/v1/namespaces/default/pods", &[("authorization", &t)]);
+    let secrets = with_path(
+        "/api/v1/namespaces/default/secrets",
+        &[("authorization", &t)],
+    );
+
+    let allowed = decide_from(&config, &mut cache(), &pods, office, NOW);
+    assert_eq!(allowed.log.kind, Kind::Allowed, "{}", allowed.log);
+    let denied = decide_from(&config, &mut cache(), &secrets, office, NOW);
+    assert_eq!(refusal(&denied).0, 403);
+    assert!(
+        denied.log.reason.contains("policy[1].deny"),
+        "{}",
+        denied.log
+    );
+    // Another address, or none at all (`decide`): the source_ip criterion is false.
+    let elsewhere = decide_from(
+        &config,
+        &mut cache(),
+        &pods,
+        Some("192.0.2.1".parse().unwrap()),
+        NOW,
+    );
+    assert_eq!(refusal(&elsewhere).0, 403);
+    assert_eq!(refusal(&decide(&config, &mut cache(), &pods, NOW)).0, 403);
+}
+
+#[test]
+fn a_request_the_resolver_cannot_read_is_refused_only_where_the_policy_needs_it() {
+    let t = bearer(&token("someuser@example.com", &[]));
+    // `/api/v1/watch` names no resource: kube-apiserver's resolver gives up on it.
+    let unreadable = with_path("/api/v1/watch", &[("authorization", &t)]);
+    let kubernetes = config_with(|c| {
+        c["routes"][0]["policy"] = json!([
+            {"allow": {"and": [{"domain": {"is": "example.com"}}]}},
+            {"deny": {"not": [{"kubernetes_namespace": {"is": "default"}}]}}
+        ]);
+    });
+    let decision = decide(&kubernetes, &mut cache(), &unreadable, NOW);
+    let (code, body, _) = refusal(&decision);
+    assert_eq!(code, 403);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("names no resource"),
+        "{body}"
+    );
+    // The token was never looked at: the request is refused before any token work.
+    assert_eq!(decision.cache_hit, None);
+    // A policy that reads only the session does not resolve the request at all.
+    let plain = dev_config();
+    assert_eq!(
+        decide(&plain, &mut cache(), &unreadable, NOW).log.kind,
+        Kind::Allowed
+    );
+}
