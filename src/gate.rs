@@ -123,7 +123,13 @@ pub fn decide_from(
         route: None,
         reason: String::new(),
     };
+    // Only chooses the refusal's format, so the first of several is as good as any.
+    let accept = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("accept"))
+        .map_or("", |(_, v)| v.as_str());
     let refuse = |mut log: DecisionLog, kind: Kind, refusal: Refusal| {
+        let refusal = refusal.as_text_for(full_path, accept);
         log.kind = kind;
         log.reason = refusal.message.clone();
         Decision {

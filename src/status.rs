@@ -2,6 +2,12 @@
 //!
 //! kubectl prints `Error from server (Forbidden): <message>` for a 403 Status and
 //! `error: You must be logged in to the server (<message>)` for a 401 (reference.md).
+//!
+//! One exception: client-go's discovery client (kubectl's first requests, `/api` and
+//! `/apis`, and `kubectl version`) cannot decode a JSON Status and prints "unknown" instead
+//! of the message; it does print a `text/plain` body. Refusals of those requests are
+//! therefore the message as text ([`Refusal::as_text_for`]), so a user refused at the door
+//! reads why.
 
 use serde::Serialize;
 
@@ -12,6 +18,16 @@ pub struct Refusal {
     pub message: String,
     /// Set on 401s: the value of `WWW-Authenticate`.
     pub www_authenticate: Option<String>,
+    /// Answer the message as `text/plain` instead of a JSON Status.
+    pub plain_text: bool,
+}
+
+/// Whether the request is one client-go's discovery client makes: aggregated discovery
+/// (an `Accept` naming `apidiscovery.k8s.io`) or the discovery and version roots.
+pub fn is_discovery_request(path: &str, accept: &str) -> bool {
+    let path = path.split('?').next().unwrap_or_default();
+    let path = path.strip_suffix('/').unwrap_or(path);
+    matches!(path, "/api" | "/apis" | "/version") || accept.contains("apidiscovery.k8s.io")
 }
 
 #[derive(Serialize)]
@@ -41,6 +57,7 @@ impl Refusal {
             code: 401,
             message,
             www_authenticate: Some(challenge),
+            plain_text: false,
         }
     }
 
@@ -49,6 +66,7 @@ impl Refusal {
             code: 403,
             message,
             www_authenticate: None,
+            plain_text: false,
         }
     }
 
@@ -57,6 +75,7 @@ impl Refusal {
             code: 404,
             message,
             www_authenticate: None,
+            plain_text: false,
         }
     }
 
@@ -65,7 +84,16 @@ impl Refusal {
             code: 503,
             message,
             www_authenticate: None,
+            plain_text: false,
         }
+    }
+
+    /// The same refusal as text when the request comes from client-go's discovery client
+    /// (see the module docs).
+    #[must_use]
+    pub fn as_text_for(mut self, path: &str, accept: &str) -> Refusal {
+        self.plain_text = is_discovery_request(path, accept);
+        self
     }
 
     /// The Status `reason` the API server uses for this code.
@@ -79,8 +107,11 @@ impl Refusal {
         }
     }
 
-    /// The response body: a v1 Status, as JSON.
+    /// The response body: a v1 Status, as JSON (or the message as a line of text).
     pub fn body(&self) -> String {
+        if self.plain_text {
+            return format!("{}\n", self.message);
+        }
         let status = StatusBody {
             kind: "Status",
             api_version: "v1",
@@ -102,8 +133,13 @@ impl Refusal {
 
     /// Response headers besides the status line.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let content_type = if self.plain_text {
+            "text/plain; charset=utf-8"
+        } else {
+            "application/json"
+        };
         let mut headers = vec![
-            ("content-type", "application/json".to_string()),
+            ("content-type", content_type.to_string()),
             ("cache-control", "no-store".to_string()),
         ];
         if let Some(challenge) = &self.www_authenticate {
@@ -169,5 +205,41 @@ mod tests {
         assert_eq!(parsed["code"], 404);
         let body = Refusal::unavailable("keys".into()).body();
         assert!(body.contains("ServiceUnavailable"));
+    }
+
+    #[test]
+    fn discovery_requests_get_the_message_as_text() {
+        const AGGREGATED: &str =
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+        let refusal = || Refusal::forbidden("kubegate: user \"m\" is not allowed".into());
+        for (path, accept) in [
+            ("/api", AGGREGATED),
+            ("/apis?timeout=32s", AGGREGATED),
+            ("/api/", ""),
+            ("/version?timeout=32s", "application/json, */*"),
+        ] {
+            let text = refusal().as_text_for(path, accept);
+            assert_eq!(
+                text.body(),
+                "kubegate: user \"m\" is not allowed\n",
+                "{path}"
+            );
+            assert!(text
+                .headers()
+                .contains(&("content-type", "text/plain; charset=utf-8".to_string())));
+        }
+        for (path, accept) in [
+            (
+                "/api/v1/namespaces/default/pods",
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            ),
+            ("/apis/apps/v1/deployments", "application/json, */*"),
+            ("/apiserver", ""),
+        ] {
+            let json = refusal().as_text_for(path, accept);
+            assert!(!json.plain_text, "{path}");
+            let parsed: serde_json::Value = serde_json::from_str(&json.body()).unwrap();
+            assert_eq!(parsed["kind"], "Status");
+        }
     }
 }

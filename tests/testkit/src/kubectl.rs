@@ -67,6 +67,23 @@ impl Kubectl {
         Kubectl::write(dir, credential, server, ca_pem, json!({}))
     }
 
+    /// kubectl that presents a client certificate and no token (an admin kubeconfig pointed
+    /// at the gateway): its requests carry no Authorization header.
+    pub fn with_client_certificate(
+        server: &str,
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<Kubectl> {
+        use base64::Engine;
+        let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+        let dir = fresh_dir()?;
+        let credential = dir.join("unused");
+        let user =
+            json!({"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)});
+        Kubectl::write(dir, credential, server, ca_pem, user)
+    }
+
     /// kubectl with a static bearer token in the kubeconfig (no exec plugin).
     pub fn with_static_token(server: &str, ca_pem: &str, token: &str) -> Result<Kubectl> {
         let dir = fresh_dir()?;
@@ -112,9 +129,10 @@ impl Kubectl {
 
     /// Runs kubectl with `args`, a fresh HOME and a bounded request timeout.
     pub fn run(&self, args: &[&str]) -> Result<Output> {
+        // The flag goes first: after `--` (kubectl exec) it would be part of the command.
         let output = Command::new("kubectl")
-            .args(args)
             .arg("--request-timeout=20s")
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &self.dir)
