@@ -22,6 +22,19 @@ setup:
 	@command -v node >/dev/null || { echo "node is needed for the wasm32 tests (apt-get install nodejs)"; exit 1; }
 	@command -v kubectl >/dev/null || { echo "kubectl is needed for the end-to-end tests"; exit 1; }
 
+# The first of the README's two commands: kubegate.wasm in our host on https://localhost:8443
+# in front of the Kubernetes API stand-in, a kubeconfig (dev credential helper) in
+# build/demo/, and the kubectl commands to try. CONFIG= picks another file from
+# filter-config/; UPSTREAM=https://host:6443 (token in KUBEGATE_SA_TOKEN, and UPSTREAM_CA=FILE
+# or UPSTREAM_SKIP_VERIFY=1) puts a real API server behind it.
+CONFIG ?= filter-config/dev.json
+LISTEN ?= 127.0.0.1:8443
+run: build
+	$(CARGO) build -p kubegate-demo --bins
+	target/debug/kubegate-demo --wasm $(WASM) --config $(CONFIG) --listen $(LISTEN) --out build/demo \
+	  $(if $(UPSTREAM),--upstream $(UPSTREAM)) $(if $(UPSTREAM_CA),--upstream-ca $(UPSTREAM_CA)) \
+	  $(if $(UPSTREAM_SKIP_VERIFY),--upstream-skip-verify)
+
 # Everything a fresh CI machine lacks.
 ci-setup: setup
 	@command -v wasm-opt >/dev/null || { apt-get update -qq && apt-get install -y -qq binaryen; }
