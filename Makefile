@@ -51,16 +51,18 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p kubegate --target $(WASM_TARGET) -- -D warnings
 
-# Unit, integration and end-to-end tests (the e2e tests run the built .wasm).
-test-native: build
-	KUBEGATE_WASM=$(CURDIR)/$(WASM) $(CARGO) test --workspace
+# Unit, integration and end-to-end tests (the e2e tests run the built .wasm; the examples'
+# kubegate configurations come from validate-examples).
+test-native: build validate-examples
+	KUBEGATE_WASM=$(CURDIR)/$(WASM) KUBEGATE_EXAMPLES_CONFIG=$(CURDIR)/build/examples-config \
+	  $(CARGO) test --workspace
 
 # The logic's tests compiled to wasm32 and run in node by wasm-bindgen-test.
 test-wasm:
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 	  $(CARGO) test -p kubegate --target wasm32-unknown-unknown --lib --test jwt_vectors
 
-test: setup lint test-native test-wasm validate-examples
+test: setup lint validate-examples test-native test-wasm
 
 # wasm-opt (Debian's binaryen) shrinks the module rustc wrote; without it the build still
 # works, with a warning. The features are the ones rustc enables for wasm32-wasip1 (its
@@ -124,7 +126,8 @@ $(EXAMPLES_VENV)/.installed: scripts/examples/requirements.txt
 .PHONY: validate-examples envoy oci
 # Envoy bootstraps parsed against Envoy's v3 API, WasmPlugins against Istio's CRD (CEL rules
 # included), Kubernetes manifests against Kubernetes' schemas; kubegate configurations are
-# extracted to build/examples-config/ for the Rust parser test. Then the validators' own tests.
+# extracted to build/examples-config/ for tests/examples_config.rs. Then the validators' own
+# tests.
 validate-examples: $(EXAMPLES_VENV)/.installed
 	$(EXAMPLES_VENV)/bin/python scripts/examples/validate.py --quiet
 	$(EXAMPLES_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/examples

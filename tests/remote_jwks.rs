@@ -266,9 +266,9 @@ async fn a_request_before_the_first_key_set_waits_and_is_resumed_when_it_arrives
 async fn requests_that_need_no_key_are_answered_at_once_while_keys_load() {
     let a = test_key("a");
     let g = gate(Behaviour::Hold(Box::new(serve(&[&a]))), json!({}), 1).await;
-    let no_token = FilterRequest::new("GET", "/api", "k8s.example.com");
+    let no_token = FilterRequest::new("GET", "/api/v1/pods", "k8s.example.com");
     assert_eq!(refused(&g.plugin.handle(no_token).await).0, 401);
-    let garbage = FilterRequest::new("GET", "/api", "k8s.example.com")
+    let garbage = FilterRequest::new("GET", "/api/v1/pods", "k8s.example.com")
         .header("authorization", "Bearer not.a.jwt");
     assert_eq!(refused(&g.plugin.handle(garbage).await).0, 401);
     assert_eq!(g.metric("kubegate.requests.waited_for_keys"), 0);
