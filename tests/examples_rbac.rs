@@ -60,7 +60,11 @@ async fn the_service_account_only_impersonates_and_the_user_binding_reads() {
     let list = kubectl(&server, &[&as_user[..], &["get", "pods"]].concat()).await;
     assert!(list.success, "{}", list.text());
     assert!(list.stdout.contains("nginx-1"), "{}", list.text());
-    let delete = kubectl(&server, &[&as_user[..], &["delete", "pod", "nginx-1"]].concat()).await;
+    let delete = kubectl(
+        &server,
+        &[&as_user[..], &["delete", "pod", "nginx-1"]].concat(),
+    )
+    .await;
     assert!(!delete.success);
     assert!(
         delete
@@ -95,7 +99,9 @@ async fn uid_impersonation_needs_the_optional_role() {
     let refused = kubectl(&without, &as_user_with_uid).await;
     assert!(!refused.success);
     assert!(
-        refused.stderr.contains("cannot impersonate resource \"uids\""),
+        refused
+            .stderr
+            .contains("cannot impersonate resource \"uids\""),
         "{}",
         refused.text()
     );

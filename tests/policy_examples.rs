@@ -234,7 +234,10 @@ async fn production_only_from_the_office_on_weekdays() {
     }
     let message =
         refusal_message(&plugin, from("192.0.2.10:51000", request("GET", pods, &t))).await;
-    assert!(message.contains("no allow rule matched"), "{message}");
+    assert!(
+        message.contains("no allow rule matched (policy[0].allow: and[1] source_ip did not hold)"),
+        "{message}"
+    );
 
     // Friday 23:30 UTC is Saturday 00:30 at +01:00, the office's time: refused.
     clock.set(at(WEDNESDAY_NOON_UTC + 2 * 86_400 + 11 * 3_600 + 1_800));

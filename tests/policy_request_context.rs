@@ -142,7 +142,7 @@ const CASES: [Case; 16] = [
         source_address: "10.1.2.3:50000",
         now: TEN_AM,
         allowed: false,
-        reason: "no allow rule matched",
+        reason: "no allow rule matched (policy[1].allow: and[1] kubernetes_verb did not hold)",
     },
     Case {
         method: "GET",
@@ -201,7 +201,7 @@ const CASES: [Case; 16] = [
         // Saturday: not denied, but not a weekday either.
         now: TEN_AM + 5 * DAY,
         allowed: false,
-        reason: "no allow rule matched",
+        reason: "no allow rule matched (policy[1].allow: and[7] day_of_week did not hold)",
     },
     Case {
         method: "GET",
@@ -210,7 +210,7 @@ const CASES: [Case; 16] = [
         // 18:00:00 at +01:00: `before` is exclusive.
         now: MONDAY + 17 * HOUR,
         allowed: false,
-        reason: "no allow rule matched",
+        reason: "no allow rule matched (policy[1].allow: and[8] time_of_day did not hold)",
     },
     Case {
         method: "GET",
@@ -242,7 +242,7 @@ const CASES: [Case; 16] = [
         source_address: "10.1.2.3:50000",
         now: TEN_AM,
         allowed: false,
-        reason: "no allow rule matched",
+        reason: "no allow rule matched (policy[1].allow: and[2] kubernetes_api_group did not hold)",
     },
 ];
 

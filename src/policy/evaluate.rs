@@ -2,7 +2,7 @@
 
 use super::criteria::Criterion;
 use super::rules::{Block, Condition, Operator, Rule};
-use super::verdict::{Cause, Reason, Verdict};
+use super::verdict::{Cause, Miss, Reason, RuleLocation, Verdict};
 use super::{Facts, RequestContext};
 
 /// Any deny true -> refuse; else any allow true -> allow; else refuse. Rules
@@ -33,7 +33,21 @@ pub(crate) fn decide(rules: &[Rule], facts: &Facts<'_>, context: &RequestContext
             reason: Reason::AllowRuleMatched(rule.location),
         };
     }
-    refuse(Reason::NoAllowRuleMatched)
+    // The allow rule that came closest: the one whose `and` got furthest before a criterion
+    // failed (the first such rule on a tie), so the reason points at the line to look at.
+    let mut closest: Option<(RuleLocation, Miss)> = None;
+    for rule in rules {
+        let Some(condition) = rule.allow.as_ref().and_then(|b| b.conditions.first()) else {
+            continue;
+        };
+        let miss = condition.miss(facts, context);
+        if closest.is_none_or(|(_, best)| miss.reached() > best.reached()) {
+            closest = Some((rule.location, miss));
+        }
+    }
+    refuse(Reason::NoAllowRuleMatched {
+        closest_allow: closest,
+    })
 }
 
 fn refuse(reason: Reason) -> Verdict {
@@ -53,6 +67,23 @@ impl Block {
 }
 
 impl Condition {
+    /// Why the operator did not hold (called only once it is known not to).
+    fn miss(&self, facts: &Facts<'_>, context: &RequestContext<'_>) -> Miss {
+        let find = |wanted: bool| {
+            self.criteria
+                .iter()
+                .enumerate()
+                .find(|(_, criterion)| criterion.holds(facts, context) == wanted)
+                .map(|(index, criterion)| (index, criterion.name()))
+        };
+        let criterion = match self.operator {
+            Operator::And => find(false),
+            Operator::Not => find(true),
+            Operator::Or | Operator::Nor => None,
+        };
+        Miss::new(self.operator.name(), criterion)
+    }
+
     /// Whether the operator holds over its criteria, and why. Pomerium's meanings
     /// (reference.md, "Operators"; pkg/policy/generator builds `not` as (NOT A) AND (NOT B)
     /// and `nor` as (NOT A) OR (NOT B)).
@@ -279,7 +310,10 @@ mod tests {
         );
         let refused = rules.evaluate(&post_api);
         assert!(!refused.allowed);
-        assert_eq!(refused.reason.to_string(), "no allow rule matched");
+        assert_eq!(
+            refused.reason.to_string(),
+            "no allow rule matched (policy[0].allow: or: no criterion held)"
+        );
     }
 
     #[test]
@@ -320,7 +354,12 @@ mod tests {
         let verdict =
             policy(json!([{"deny": {"or": [{"reject": true}]}}])).evaluate(&Facts::default());
         assert!(!verdict.allowed);
-        assert_eq!(verdict.reason, Reason::NoAllowRuleMatched);
+        assert_eq!(
+            verdict.reason,
+            Reason::NoAllowRuleMatched {
+                closest_allow: None
+            }
+        );
     }
 
     #[test]
@@ -351,7 +390,10 @@ mod tests {
             ..Facts::default()
         });
         assert!(!verdict.allowed);
-        assert_eq!(verdict.reason.to_string(), "no allow rule matched");
+        assert_eq!(
+            verdict.reason.to_string(),
+            "no allow rule matched (policy[0].allow: or: no criterion held)"
+        );
 
         // No session, even with a matching email somehow supplied.
         let verdict = example.evaluate(&Facts {
@@ -769,7 +811,7 @@ mod tests {
         );
         assert_eq!(
             check(&["readers"], "POST", list_pods, "10.0.0.1", ten_am),
-            "no allow rule matched"
+            "no allow rule matched (policy[0].allow: and[1] kubernetes_verb did not hold)"
         );
         assert_eq!(
             check(
@@ -788,7 +830,7 @@ mod tests {
         );
         assert_eq!(
             check(&["operators"], "GET", exec, "192.0.2.1", ten_am),
-            "no allow rule matched"
+            "no allow rule matched (policy[1].allow: and[2] source_ip did not hold)"
         );
         // 07:59:59 and 18:00:00 at +01:00 are outside office hours; Saturday is too.
         assert_eq!(
@@ -799,11 +841,11 @@ mod tests {
                 "10.0.0.1",
                 MONDAY + 7 * HOUR - 1
             ),
-            "no allow rule matched"
+            "no allow rule matched (policy[1].allow: and[4] time_of_day did not hold)"
         );
         assert_eq!(
             check(&["operators"], "GET", exec, "10.0.0.1", MONDAY + 17 * HOUR),
-            "no allow rule matched"
+            "no allow rule matched (policy[1].allow: and[4] time_of_day did not hold)"
         );
         assert_eq!(
             check(
@@ -813,7 +855,7 @@ mod tests {
                 "10.0.0.1",
                 ten_am + 5 * 24 * HOUR
             ),
-            "no allow rule matched"
+            "no allow rule matched (policy[1].allow: and[3] day_of_week did not hold)"
         );
         assert_eq!(
             check(
@@ -823,7 +865,7 @@ mod tests {
                 "10.0.0.1",
                 ten_am
             ),
-            "no allow rule matched"
+            "no allow rule matched (policy[1].allow: and[1] kubernetes_namespace did not hold)"
         );
         assert_eq!(
             check(

@@ -42,7 +42,7 @@ mod verdict;
 pub use error::PolicyError;
 pub use facts::{Facts, RequestContext};
 pub use source_ip::source_ip_from_address;
-pub use verdict::{Cause, Reason, RuleLocation, Verdict};
+pub use verdict::{Cause, Miss, Reason, RuleLocation, Verdict};
 
 /// A parsed policy: one rule or a list of rules, each with `allow` and/or `deny`.
 #[derive(Debug, Clone)]

@@ -19,8 +19,11 @@ pub enum Reason {
     DenyRuleMatched { rule: RuleLocation, cause: Cause },
     /// The first rule whose `allow` matched, with no deny matching.
     AllowRuleMatched(RuleLocation),
-    /// Neither a deny nor an allow matched.
-    NoAllowRuleMatched,
+    /// Neither a deny nor an allow matched; `closest_allow` is the allow rule that came
+    /// closest and why its first operator did not hold (where an operator looks first).
+    NoAllowRuleMatched {
+        closest_allow: Option<(RuleLocation, Miss)>,
+    },
     /// The policy has no rules at all (`[]`).
     EmptyPolicy,
     /// The policy reads the request context (Kubernetes request, client address, clock) and
@@ -94,6 +97,47 @@ impl Cause {
     }
 }
 
+/// Why an operator did not hold: for `and` the first criterion that did not hold, for `not`
+/// the first that did (with its index in the operator's list); `or` (none held) and `nor`
+/// (all held) name no criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Miss {
+    operator: &'static str,
+    criterion: Option<(usize, &'static str)>,
+}
+
+impl Miss {
+    pub(crate) const fn new(
+        operator: &'static str,
+        criterion: Option<(usize, &'static str)>,
+    ) -> Self {
+        Miss {
+            operator,
+            criterion,
+        }
+    }
+}
+
+impl Miss {
+    /// How far the operator got: criteria before the failing one, plus one (0 when no
+    /// criterion is named).
+    pub(crate) fn reached(&self) -> usize {
+        self.criterion.map_or(0, |(index, _)| index + 1)
+    }
+}
+
+impl fmt::Display for Miss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let operator = self.operator;
+        match (operator, self.criterion) {
+            ("not", Some((index, name))) => write!(f, "{operator}[{index}] {name} held"),
+            (_, Some((index, name))) => write!(f, "{operator}[{index}] {name} did not hold"),
+            ("nor", None) => write!(f, "{operator}: every criterion held"),
+            (_, None) => write!(f, "{operator}: no criterion held"),
+        }
+    }
+}
+
 /// Which rule of the policy document: `policy[1]`, or `policy` when the policy
 /// is a single rule object rather than a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +195,12 @@ impl fmt::Display for Reason {
                 write!(f, "deny rule {rule}.deny matched ({cause})")
             }
             Reason::AllowRuleMatched(rule) => write!(f, "allow rule {rule}.allow matched"),
-            Reason::NoAllowRuleMatched => f.write_str("no allow rule matched"),
+            Reason::NoAllowRuleMatched {
+                closest_allow: None,
+            } => f.write_str("no allow rule matched (the policy has none)"),
+            Reason::NoAllowRuleMatched {
+                closest_allow: Some((rule, miss)),
+            } => write!(f, "no allow rule matched ({rule}.allow: {miss})"),
             Reason::EmptyPolicy => f.write_str("empty policy denies"),
             Reason::MissingRequestContext => f.write_str(
                 "the policy reads the Kubernetes request, the client address or the clock, \
@@ -216,8 +265,30 @@ mod tests {
             "allow rule policy.allow matched"
         );
         assert_eq!(
-            Reason::NoAllowRuleMatched.to_string(),
-            "no allow rule matched"
+            Reason::NoAllowRuleMatched {
+                closest_allow: None
+            }
+            .to_string(),
+            "no allow rule matched (the policy has none)"
+        );
+        let first = |operator, criterion| Reason::NoAllowRuleMatched {
+            closest_allow: Some((RuleLocation::listed(0), Miss::new(operator, criterion))),
+        };
+        assert_eq!(
+            first("and", Some((1, "source_ip"))).to_string(),
+            "no allow rule matched (policy[0].allow: and[1] source_ip did not hold)"
+        );
+        assert_eq!(
+            first("not", Some((0, "groups"))).to_string(),
+            "no allow rule matched (policy[0].allow: not[0] groups held)"
+        );
+        assert_eq!(
+            first("or", None).to_string(),
+            "no allow rule matched (policy[0].allow: or: no criterion held)"
+        );
+        assert_eq!(
+            first("nor", None).to_string(),
+            "no allow rule matched (policy[0].allow: nor: every criterion held)"
         );
         assert_eq!(Reason::EmptyPolicy.to_string(), "empty policy denies");
     }
