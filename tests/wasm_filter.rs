@@ -170,7 +170,7 @@ async fn refusals_are_kubernetes_status_bodies_and_are_counted() {
     let (status, _, body) = local_reply(
         &plugin
             .handle(
-                FilterRequest::new("GET", "/api", "elsewhere.example.com")
+                FilterRequest::new("GET", "/api/v1/pods", "elsewhere.example.com")
                     .header("authorization", &format!("Bearer {good}")),
             )
             .await,
@@ -182,6 +182,40 @@ async fn refusals_are_kubernetes_status_bodies_and_are_counted() {
     assert_eq!(plugin.metric("kubegate.requests.forbidden"), Some(1));
     assert_eq!(plugin.metric("kubegate.requests.not_found"), Some(1));
     assert_eq!(plugin.metric("kubegate.requests.allowed"), Some(0));
+}
+
+#[tokio::test]
+async fn discovery_refusals_are_text_so_kubectl_prints_them() {
+    let plugin = load(&example_config("dev.json"));
+    let t = token("mallory@evil.example", &[]);
+    let discovery = FilterRequest::new("GET", "/api?timeout=32s", "localhost:8443")
+        .header(
+            "accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )
+        .header("authorization", &format!("Bearer {t}"));
+    match plugin.handle(discovery).await {
+        FilterOutcome::LocalReply {
+            status,
+            headers,
+            body,
+        } => {
+            assert_eq!(status, 403);
+            assert_eq!(
+                values(&headers, "content-type"),
+                vec!["text/plain; charset=utf-8"]
+            );
+            let text = String::from_utf8(body).unwrap();
+            assert!(
+                text.starts_with(
+                    "kubegate: user \"mallory@evil.example\" is not allowed to GET /api"
+                ),
+                "{text}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(plugin.metric("kubegate.requests.forbidden"), Some(1));
 }
 
 #[tokio::test]
