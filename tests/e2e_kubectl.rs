@@ -86,6 +86,12 @@ async fn run(kubectl: Kubectl, args: &[&str]) -> Output {
     .unwrap()
 }
 
+/// kubectl failed and printed `needle` on stderr.
+fn assert_failed_with(out: &Output, needle: &str) {
+    assert!(!out.success, "{}", out.text());
+    assert!(out.stderr.contains(needle), "{}", out.text());
+}
+
 /// What every request kubegate let through must look like at the API server.
 fn assert_gateway_identity(request: &RecordedRequest, user: &str, groups: &[&str]) {
     assert_eq!(
@@ -161,17 +167,10 @@ async fn a_user_outside_the_domain_gets_kubegates_403_and_nothing_reaches_the_ap
     let stack = Stack::start().await;
     let jwt = token("mallory@evil.example", &["developers"]);
     let out = run(stack.kubectl(&jwt), &["get", "pods"]).await;
-    assert!(!out.success, "{}", out.text());
-    assert!(
-        out.stderr.contains("Error from server (Forbidden)"),
-        "{}",
-        out.text()
-    );
-    assert!(
-        out.stderr
-            .contains("kubegate: user \"mallory@evil.example\" is not allowed"),
-        "{}",
-        out.text()
+    assert_failed_with(&out, "Error from server (Forbidden)");
+    assert_failed_with(
+        &out,
+        "kubegate: user \"mallory@evil.example\" is not allowed",
     );
     assert!(stack.apiserver.requests().is_empty());
 }
@@ -181,13 +180,9 @@ async fn an_allowed_user_without_a_binding_gets_the_api_servers_403() {
     let stack = Stack::start().await;
     let jwt = token("newcomer@example.com", &[]);
     let out = run(stack.kubectl(&jwt), &["get", "pods"]).await;
-    assert!(!out.success, "{}", out.text());
-    assert!(
-        out.stderr.contains(
-            "pods is forbidden: User \"newcomer@example.com\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
-        ),
-        "{}",
-        out.text()
+    assert_failed_with(
+        &out,
+        "pods is forbidden: User \"newcomer@example.com\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"",
     );
     let lists = stack.received("/api/v1/namespaces/default/pods");
     assert!(!lists.is_empty());
@@ -207,25 +202,13 @@ async fn no_token_or_an_expired_one_means_you_must_be_logged_in() {
         Kubectl::with_client_certificate(&stack.server(), &stack.gateway.ca_pem, &cert, &key)
             .unwrap();
     let out = run(no_token, &["get", "pods"]).await;
-    assert!(!out.success);
-    assert!(
-        out.stderr
-            .contains("error: You must be logged in to the server"),
-        "{}",
-        out.text()
-    );
+    assert_failed_with(&out, "error: You must be logged in to the server");
 
     let mut claims = SessionClaims::dev(SOMEUSER, &[], now() - 3_600);
     claims.expires_at = now() - 600;
     let expired = Signer::dev().unwrap().sign(&claims).unwrap();
     let out = run(stack.kubectl(&expired), &["get", "pods"]).await;
-    assert!(!out.success);
-    assert!(
-        out.stderr
-            .contains("error: You must be logged in to the server"),
-        "{}",
-        out.text()
-    );
+    assert_failed_with(&out, "error: You must be logged in to the server");
     assert!(stack.apiserver.requests().is_empty());
 }
 
@@ -330,7 +313,6 @@ async fn exec_by_a_refused_user_never_reaches_the_api_server() {
         &["exec", "nginx-1", "--", "echo", "hi"],
     )
     .await;
-    assert!(!out.success);
-    assert!(out.stderr.contains("kubegate: user"), "{}", out.text());
+    assert_failed_with(&out, "kubegate: user");
     assert!(stack.apiserver.requests().is_empty());
 }

@@ -24,9 +24,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use p256::pkcs8::DecodePublicKey as _;
 use rsa::pkcs1::DecodeRsaPublicKey as _;
-use rsa::pkcs8::DecodePublicKey as _;
 use rsa::traits::PublicKeyParts as _;
-use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
+use rsa::{BoxedUint, Pkcs1v15Sign, Pss, PublicKey as RsaPublicKey};
 use serde_json::{Map, Value};
 use signature_traits::hazmat::PrehashVerifier as _;
 use zeroize::Zeroizing;
@@ -135,9 +134,12 @@ impl VerifyingKey {
             return Err(format!("{alg} is not an RSA algorithm"));
         }
         check_rsa_components(n, e)?;
-        RsaPublicKey::new(BigUint::from_bytes_be(n), BigUint::from_bytes_be(e))
-            .map(|key| VerifyingKey::Rsa(alg, key))
-            .map_err(|_| "not a valid RSA public key".to_string())
+        RsaPublicKey::new(
+            BoxedUint::from_be_slice_vartime(n),
+            BoxedUint::from_be_slice_vartime(e),
+        )
+        .map(|key| VerifyingKey::Rsa(alg, key))
+        .map_err(|_| "not a valid RSA public key".to_string())
     }
 
     /// A public key in PEM (SubjectPublicKeyInfo; PKCS#1 "RSA PUBLIC KEY" also
@@ -167,7 +169,7 @@ impl VerifyingKey {
                 let key = RsaPublicKey::from_public_key_pem(pem)
                     .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
                     .map_err(|_| invalid())?;
-                check_rsa_components(&key.n().to_bytes_be(), &key.e().to_bytes_be())?;
+                check_rsa_components(&key.n().to_be_bytes(), &key.e().to_be_bytes())?;
                 Ok(VerifyingKey::Rsa(alg, key))
             }
         }
@@ -286,17 +288,17 @@ fn verify_rsa(alg: Algorithm, key: &RsaPublicKey, message: &[u8], signature: &[u
             signature,
         ),
         Algorithm::Ps256 => key.verify(
-            Pss::new_with_salt::<Sha256>(32),
+            Pss::<Sha256>::new_with_salt(32),
             &Sha256::digest(message),
             signature,
         ),
         Algorithm::Ps384 => key.verify(
-            Pss::new_with_salt::<Sha384>(48),
+            Pss::<Sha384>::new_with_salt(48),
             &Sha384::digest(message),
             signature,
         ),
         Algorithm::Ps512 => key.verify(
-            Pss::new_with_salt::<Sha512>(64),
+            Pss::<Sha512>::new_with_salt(64),
             &Sha512::digest(message),
             signature,
         ),
