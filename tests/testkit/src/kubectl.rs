@@ -60,13 +60,6 @@ impl Kubectl {
         Kubectl::write(dir, credential, server, ca_pem, user)
     }
 
-    /// kubectl with no credentials at all.
-    pub fn anonymous(server: &str, ca_pem: &str) -> Result<Kubectl> {
-        let dir = fresh_dir()?;
-        let credential = dir.join("unused");
-        Kubectl::write(dir, credential, server, ca_pem, json!({}))
-    }
-
     /// kubectl that presents a client certificate and no token (an admin kubeconfig pointed
     /// at the gateway): its requests carry no Authorization header.
     pub fn with_client_certificate(
