@@ -100,9 +100,9 @@ bench: build
 	$(CARGO) run --profile bench -p kubegate-bench -- --wasm $(CURDIR)/$(WASM)
 
 # Fuzzing the request-path logic with cargo-fuzz (libFuzzer): token extraction, JWT, JWKS,
-# configuration, policy, header plan, path judging and gate::decide. Each target runs for
-# FUZZ_SECONDS (default 20, so about three minutes in all); fuzz/run.sh prints executions and
-# coverage per target. cargo-fuzz is installed if missing; the stable toolchain runs it with
+# configuration, policy, header plan, path judging, the request-info resolver and
+# gate::decide. Each target runs for FUZZ_SECONDS (default 20, so three minutes in all);
+# fuzz/run.sh prints executions and coverage per target. cargo-fuzz is installed if missing; the stable toolchain runs it with
 # RUSTC_BOOTSTRAP=1 (set by the script).
 FUZZ_SECONDS ?= 20
 .PHONY: fuzz

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
-TARGETS="${FUZZ_TARGETS:-token jwt jwks config policy plan path gate}"
+TARGETS="${FUZZ_TARGETS:-token jwt jwks config policy plan path request_info gate}"
 CARGO="${CARGO:-cargo}"
 # cargo-fuzz needs nightly-only flags (-Zsanitizer, sancov passes); the toolchain here is
 # stable, and RUSTC_BOOTSTRAP=1 unlocks them.

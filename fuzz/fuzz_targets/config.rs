@@ -1,6 +1,6 @@
 //! Configuration parsing (Config::parse): any bytes. Never panics; an accepted
-//! configuration always has a route, a key, issuers and audiences, and bounded limits;
-//! a refusal names a problem.
+//! configuration always has a route, a key (inline or remote), issuers and audiences, and
+//! bounded limits; a refusal names a problem.
 #![no_main]
 
 use kubegate::config::Config;
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     match Config::parse(data, &env) {
         Ok(config) => {
             assert!(!config.routes.is_empty());
-            assert!(!config.keys.is_empty());
+            assert!(!config.keys.is_empty() || config.remote_jwks.is_some());
             assert!(!config.claim_rules.issuers.is_empty());
             assert!(!config.claim_rules.audiences.is_empty());
             assert!(config.claim_rules.max_token_bytes >= 1);
