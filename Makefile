@@ -127,10 +127,11 @@ $(EXAMPLES_VENV)/.installed: scripts/examples/requirements.txt
 # Envoy bootstraps parsed against Envoy's v3 API, WasmPlugins against Istio's CRD (CEL rules
 # included), Kubernetes manifests against Kubernetes' schemas; kubegate configurations are
 # extracted to build/examples-config/ for tests/examples_config.rs. Then the validators' own
-# tests.
+# tests, some of which load the RBAC manifests into the API stand-in (built here).
 validate-examples: $(EXAMPLES_VENV)/.installed
 	$(EXAMPLES_VENV)/bin/python scripts/examples/validate.py --quiet
-	$(EXAMPLES_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/examples
+	$(CARGO) build -q -p kube-apiserver-standin
+	KUBEGATE_REQUIRE_STANDIN=1 $(EXAMPLES_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/examples
 
 # Run an example bootstrap with func-e: make envoy [EXAMPLE=local-standin|local-standin-skip-verify|in-cluster]
 # (needs KUBEGATE_SA_TOKEN or KUBEGATE_SA_TOKEN_FILE; see envoy-examples/README.md).
