@@ -73,13 +73,14 @@ impl Configured {
         let Ok(config) = self.config.try_borrow() else {
             return internal_refusal();
         };
+        let source_ip = source_ip();
         let decision = match self.cache.try_borrow_mut() {
-            Ok(mut cache) => gate::decide_from(&config, &mut cache, headers, source_ip(), now),
+            Ok(mut cache) => gate::decide_from(&config, &mut cache, headers, source_ip, now),
             Err(_) => gate::decide_from(
                 &config,
                 &mut VerifiedTokenCache::new(0),
                 headers,
-                source_ip(),
+                source_ip,
                 now,
             ),
         };

@@ -179,7 +179,7 @@ pub fn decide_from(
     // The Kubernetes reading of the request, for policies with kubernetes_* criteria. One
     // the resolver cannot read is refused: those criteria cannot judge it, and a `not`
     // over them must not turn "unknown" into "allowed".
-    let kubernetes: Option<RequestInfo> = if route.policy.needs_context() {
+    let kubernetes: Option<RequestInfo> = if route.policy.reads_kubernetes() {
         match request_info::resolve(method, full_path) {
             Ok(info) => Some(info),
             Err(e) => {

@@ -474,3 +474,25 @@ fn a_request_the_resolver_cannot_read_is_refused_only_where_the_policy_needs_it(
         Kind::Allowed
     );
 }
+
+#[test]
+fn a_policy_without_kubernetes_criteria_never_resolves_the_request() {
+    // source_ip reads the request context but not the Kubernetes request: an unreadable
+    // Kubernetes path is still judged by the policy, not refused for being unreadable.
+    use kubegate::gate::decide_from;
+    let config = config_with(|c| {
+        c["routes"][0]["policy"] = json!([
+            {"allow": {"and": [{"domain": {"is": "example.com"}}, {"source_ip": "10.0.0.0/8"}]}}
+        ]);
+    });
+    let t = bearer(&token("someuser@example.com", &[]));
+    let unreadable = with_path("/api/v1/watch", &[("authorization", &t)]);
+    let decision = decide_from(
+        &config,
+        &mut cache(),
+        &unreadable,
+        Some("10.1.2.3".parse().unwrap()),
+        NOW,
+    );
+    assert_eq!(decision.log.kind, Kind::Allowed, "{}", decision.log);
+}

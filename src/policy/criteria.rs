@@ -182,6 +182,14 @@ impl Criterion {
             | Criterion::KubernetesResourceRequest(_) => true,
         }
     }
+
+    /// Whether the criterion reads the resolved Kubernetes request.
+    pub(crate) fn reads_kubernetes(&self) -> bool {
+        matches!(
+            self,
+            Criterion::Kubernetes { .. } | Criterion::KubernetesResourceRequest(_)
+        )
+    }
 }
 
 fn data_parser(name: &str) -> Option<ParseData> {

@@ -50,6 +50,8 @@ pub struct Policy {
     rules: Box<[rules::Rule]>,
     /// Whether any criterion reads the `RequestContext`.
     needs_context: bool,
+    /// Whether any criterion reads the resolved Kubernetes request.
+    reads_kubernetes: bool,
 }
 
 impl Policy {
@@ -61,15 +63,20 @@ impl Policy {
     /// names its JSON path and the problem.
     pub fn parse(value: &serde_json::Value) -> Result<Policy, PolicyError> {
         let rules = parse::parse_rules(value)?;
-        let needs_context = rules
-            .iter()
-            .flat_map(|rule| rule.allow.iter().chain(rule.deny.iter()))
-            .flat_map(|block| block.conditions.iter())
-            .flat_map(|condition| condition.criteria.iter())
-            .any(criteria::Criterion::needs_context);
+        let any = |test: fn(&criteria::Criterion) -> bool| {
+            rules
+                .iter()
+                .flat_map(|rule| rule.allow.iter().chain(rule.deny.iter()))
+                .flat_map(|block| block.conditions.iter())
+                .flat_map(|condition| condition.criteria.iter())
+                .any(test)
+        };
+        let needs_context = any(criteria::Criterion::needs_context);
+        let reads_kubernetes = any(criteria::Criterion::reads_kubernetes);
         Ok(Policy {
             rules,
             needs_context,
+            reads_kubernetes,
         })
     }
 
@@ -100,11 +107,17 @@ impl Policy {
         evaluate::decide(&self.rules, facts, context)
     }
 
-    /// Whether the policy reads the request context, so [`Policy::evaluate_with`] is needed
-    /// (and worth resolving the request for).
+    /// Whether the policy reads the request context, so [`Policy::evaluate_with`] is needed.
     #[must_use]
     pub fn needs_context(&self) -> bool {
         self.needs_context
+    }
+
+    /// Whether the policy has `kubernetes_*` criteria, so the request is worth resolving
+    /// (`request_info::resolve`).
+    #[must_use]
+    pub fn reads_kubernetes(&self) -> bool {
+        self.reads_kubernetes
     }
 }
 
