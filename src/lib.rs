@@ -3,7 +3,10 @@
 //! Everything except `filter` is plain Rust with no proxy-wasm in it, so the logic
 //! tests natively, under wasm-bindgen-test, and through the real ABI in the host harness.
 
+#[cfg(feature = "cel")]
+mod cel;
 pub mod config;
+pub mod expression;
 pub mod gate;
 pub mod identity;
 pub mod json_path;

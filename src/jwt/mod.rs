@@ -52,4 +52,4 @@ pub use algorithm::Algorithm;
 pub use claims::{check as check_claims, ClaimRules};
 pub use error::{JwtError, MAX_ECHOED_CHARS};
 pub use keys::{KeySet, MAX_JWKS_KEYS};
-pub use verify::{verify, verify_signature};
+pub use verify::{unverified_claims, verify, verify_signature};

@@ -54,6 +54,26 @@ fn parse_and_select_key<'k>(
     Ok((jws, key))
 }
 
+/// The token's claims, strictly parsed but NOT verified: only for choosing which
+/// authenticator (by `iss`) verifies it. Nothing read here may be trusted until
+/// `verify` with that authenticator's keys has accepted the token.
+pub fn unverified_claims(token: &str, max_token_bytes: usize) -> Result<Claims, JwtError> {
+    if token.len() > max_token_bytes {
+        return Err(JwtError::TooLarge {
+            limit: max_token_bytes,
+        });
+    }
+    let jws = compact::parse(token)?;
+    compact::check_header(&jws.header)?;
+    if jws.signature_is_empty {
+        return Err(JwtError::Malformed("missing signature"));
+    }
+    strict_json::parse_object(&jws.payload).map_err(|e| match e {
+        StrictJsonError::DuplicateKey => JwtError::Malformed("claims repeat a member"),
+        StrictJsonError::NotAnObject | StrictJsonError::Syntax => JwtError::ClaimsNotObject,
+    })
+}
+
 #[cfg(test)]
 thread_local! {
     /// Signature checks started on this thread: lets the tests prove which refusals
