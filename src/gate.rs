@@ -2,8 +2,8 @@
 //! route -> token -> verify -> identity -> policy -> header plan. The proxy-wasm glue
 //! reads the headers, calls `decide`, and applies the result.
 
+use crate::authn::{self, Authenticator, AuthnError};
 use crate::config::Config;
-use crate::identity::{self, IdentityError};
 use crate::jwt;
 use crate::policy::{Facts, RequestContext};
 use crate::request_info::{self, RequestInfo};
@@ -81,6 +81,12 @@ pub struct Decision {
     /// The token names a key this key set lacks (unknown kid, or no key for its alg): a
     /// refreshed remote key set might accept it, so the glue may wait for one.
     pub missing_key: bool,
+}
+
+/// Why a token did not verify: the JWT layer's reasons, or no authenticator for it.
+enum AuthFailure {
+    Jwt(jwt::JwtError),
+    Authn(AuthnError),
 }
 
 /// The request's pseudo-header, by exact lower-case name (the proxy lower-cases them).
@@ -194,43 +200,68 @@ pub fn decide_from(
         None
     };
 
-    let token =
-        match token::extract(&config.token_sources, headers) {
-            Ok(Some(token)) => token,
-            Ok(None) => return unauthenticated(
+    let found = match token::find(&config.token_sources, headers) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return unauthenticated(
                 log,
                 false,
                 "kubegate: no session token in the request (send Authorization: Bearer <token>)"
                     .to_string(),
-            ),
-            Err(e) => return unauthenticated(log, true, format!("kubegate: {e}")),
-        };
+            )
+        }
+        Err(e) => return unauthenticated(log, true, format!("kubegate: {e}")),
+    };
+    let token = &found.token;
 
-    // A hit skips the signature; the claim rules (times above all) still run every time.
-    let (verified, cache_hit) = match cache.get(&token, now_unix_seconds) {
+    // The token's `iss` picks the one authenticator whose keys and rules judge it. On a
+    // cache hit the claims were verified by that same authenticator (the choice is a
+    // function of the claims); the claim rules (times above all) still run every time.
+    let (verified, cache_hit) = match cache.get(token, now_unix_seconds) {
         Some(claims) => (
-            jwt::check_claims(&claims, &config.claim_rules, now_unix_seconds).map(|()| claims),
+            authn::for_issuer(&config.authenticators, &claims)
+                .map_err(AuthFailure::Authn)
+                .and_then(|authenticator| {
+                    jwt::check_claims(&claims, &authenticator.claim_rules, now_unix_seconds)
+                        .map_err(AuthFailure::Jwt)
+                        .map(|()| (authenticator, claims))
+                }),
             true,
         ),
         None => (
-            jwt::verify(&token, &config.keys, &config.claim_rules, now_unix_seconds).map(
-                |claims| {
+            jwt::unverified_claims(token, config.max_token_bytes)
+                .map_err(AuthFailure::Jwt)
+                .and_then(|unverified| {
+                    authn::for_issuer(&config.authenticators, &unverified)
+                        .map_err(AuthFailure::Authn)
+                })
+                .and_then(|authenticator| {
+                    let claims = jwt::verify(
+                        token,
+                        &authenticator.keys,
+                        &authenticator.claim_rules,
+                        now_unix_seconds,
+                    )
+                    .map_err(AuthFailure::Jwt)?;
                     let claims = Rc::new(claims);
-                    cache.insert(&token, Rc::clone(&claims), now_unix_seconds);
-                    claims
-                },
-            ),
+                    cache.insert(token, Rc::clone(&claims), now_unix_seconds);
+                    Ok((authenticator, claims))
+                }),
             false,
         ),
     };
-    let claims: Rc<Claims> = match verified {
-        Ok(claims) => claims,
-        Err(e) => {
+    let (authenticator, claims): (&Authenticator, Rc<Claims>) = match verified {
+        Ok(verified) => verified,
+        Err(failure) => {
             let missing_key = matches!(
-                e,
-                jwt::JwtError::UnknownKid(_) | jwt::JwtError::NoKeyForAlg(_)
+                failure,
+                AuthFailure::Jwt(jwt::JwtError::UnknownKid(_) | jwt::JwtError::NoKeyForAlg(_))
             );
-            let mut decision = unauthenticated(log, true, format!("kubegate: invalid token: {e}"));
+            let message = match failure {
+                AuthFailure::Jwt(e) => format!("kubegate: invalid token: {e}"),
+                AuthFailure::Authn(e) => format!("kubegate: invalid token: {e}"),
+            };
+            let mut decision = unauthenticated(log, true, message);
             decision.cache_hit = Some(cache_hit);
             decision.missing_key = missing_key;
             return decision;
@@ -240,27 +271,37 @@ pub fn decide_from(
         decision.cache_hit = Some(cache_hit);
         decision
     };
+    // A token is taken only from where its own authenticator reads tokens.
+    if !found.came_from_any(&authenticator.sources) {
+        let e = AuthnError::WrongSource(authenticator.issuer.clone());
+        return with_cache(unauthenticated(log, true, format!("kubegate: {e}")));
+    }
 
-    let identity = match identity::map(&claims, &config.identity) {
+    let identity = match authenticator.authenticate(&claims) {
         Ok(identity) => identity,
-        Err(e @ IdentityError::Reserved(_)) => {
-            return refuse(
+        Err(e) if e.is_forbidden() => {
+            return with_cache(refuse(
                 log,
                 Kind::Forbidden,
                 Refusal::forbidden(format!("kubegate: {e}")),
-            )
+            ))
         }
-        Err(e) => return unauthenticated(log, true, format!("kubegate: invalid token: {e}")),
+        Err(e) => {
+            return with_cache(unauthenticated(
+                log,
+                true,
+                format!("kubegate: invalid token: {e}"),
+            ))
+        }
     };
     log.user = Some(identity.user.clone());
 
     // Policy matches the raw claim values; prefixes are a Kubernetes naming concern.
-    let raw_groups = identity::raw_groups(&claims, &config.identity).unwrap_or_default();
     let facts = Facts {
         claims: Some(&claims),
         user_id: claims.get("sub").and_then(|v| v.as_str()),
         email: claims.get("email").and_then(|v| v.as_str()),
-        groups: &raw_groups,
+        groups: &identity.unprefixed_groups,
         method,
         path,
     };

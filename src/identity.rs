@@ -1,35 +1,56 @@
 //! Verified claims -> the Kubernetes identity to impersonate: user, groups, uid, extra.
 //!
-//! Modelled on Kubernetes' structured AuthenticationConfiguration (reference.md): user and
-//! groups from a claim plus an optional prefix, uid from a claim, extra from claims, and an
-//! optional `email_verified` requirement when the user comes from `email`.
+//! The semantics are the API server's claim mappings (AuthenticationConfiguration
+//! `claimMappings`, kubernetes/apiserver plugin/pkg/authenticator/token/oidc/oidc.go):
+//! - username and groups come from a claim plus a prefix (prepended only when not empty),
+//!   or from a CEL expression;
+//! - when the username claim is `email`, `email_verified` must be absent or `true`; `false`,
+//!   null and anything that is not a boolean (the string "true" included) are refused;
+//! - a groups claim that is one string is one group; absent or null means none;
+//! - a configured uid claim must be present and a string;
+//! - a user name that comes out empty is refused.
 
+use crate::expression::Expression;
 use crate::Claims;
 use serde_json::Value;
 
-/// How claims map to a Kubernetes identity (compiled from the `identity` config block).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IdentityRules {
-    pub user_claim: String,
-    pub groups_claim: String,
-    pub user_prefix: String,
-    pub group_prefix: String,
-    pub uid_claim: Option<String>,
-    /// (extra key, claim name); keys are already lower case.
-    pub extra_claims: Vec<(String, String)>,
-    pub require_email_verified: bool,
+/// Where one identity field comes from.
+#[derive(Debug)]
+pub enum Mapping {
+    /// A claim, with a prefix (empty: none).
+    Claim { claim: String, prefix: String },
+    /// A CEL expression over `claims` (kubegate-cel.wasm only).
+    Expression(Expression),
 }
 
-impl Default for IdentityRules {
-    fn default() -> Self {
-        IdentityRules {
-            user_claim: "email".into(),
-            groups_claim: "groups".into(),
-            user_prefix: String::new(),
-            group_prefix: String::new(),
-            uid_claim: None,
+/// `claimMappings`, compiled.
+#[derive(Debug)]
+pub struct ClaimMappings {
+    pub username: Mapping,
+    pub groups: Option<Mapping>,
+    /// A `Mapping::Claim` here never has a prefix.
+    pub uid: Option<Mapping>,
+    /// `claimMappings.extra[]`: (key, valueExpression); keys are lower case.
+    pub extra: Vec<(String, Expression)>,
+    /// kubegate's `extra_claims`: (key, claim name), extra without CEL.
+    pub extra_claims: Vec<(String, String)>,
+}
+
+impl ClaimMappings {
+    /// User from `email`, groups from `groups`, no prefixes: the mapping most tests use.
+    pub fn email_and_groups() -> ClaimMappings {
+        ClaimMappings {
+            username: Mapping::Claim {
+                claim: "email".into(),
+                prefix: String::new(),
+            },
+            groups: Some(Mapping::Claim {
+                claim: "groups".into(),
+                prefix: String::new(),
+            }),
+            uid: None,
+            extra: Vec::new(),
             extra_claims: Vec::new(),
-            require_email_verified: false,
         }
     }
 }
@@ -41,17 +62,26 @@ pub struct Identity {
     pub groups: Vec<String>,
     pub uid: Option<String>,
     pub extra: Vec<(String, Vec<String>)>,
+    /// The groups before their prefix, as the token states them: PPL's `groups`
+    /// criterion matches these (prefixes are a Kubernetes naming concern).
+    pub unprefixed_groups: Vec<String>,
 }
 
 /// Why the claims give no identity that may be impersonated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdentityError {
-    /// The user claim is missing, empty or not a string. (A 401: the token is unusable.)
+    /// The username claim is missing (or the expression gave nothing usable).
     MissingUser(String),
-    /// `email_verified` is required and is not `true`.
+    /// The user name comes out empty.
+    EmptyUser,
+    /// `email_verified` is false or null.
     EmailNotVerified,
-    /// A claim has the wrong JSON type.
+    /// `email_verified` is present but not a boolean (e.g. the string "false").
+    EmailVerifiedNotBoolean,
+    /// A claim is missing or has the wrong JSON type.
     WrongType(String),
+    /// An expression failed or gave the wrong type.
+    Expression(String),
     /// A value cannot be sent as a header (control characters).
     IllegalValue(String),
     /// A `system:` name: reserved for the cluster itself. (A 403: such a token could
@@ -72,10 +102,17 @@ impl std::fmt::Display for IdentityError {
             IdentityError::MissingUser(claim) => {
                 write!(f, "token has no usable \"{claim}\" claim for the user name")
             }
-            IdentityError::EmailNotVerified => f.write_str("token's email is not verified"),
+            IdentityError::EmptyUser => f.write_str("the user name is empty"),
+            IdentityError::EmailNotVerified => f.write_str(
+                "token's email is not verified (email_verified is not true), so it cannot be the user name",
+            ),
+            IdentityError::EmailVerifiedNotBoolean => f.write_str(
+                "token's email_verified claim is not a boolean, so the email cannot be the user name",
+            ),
             IdentityError::WrongType(claim) => {
-                write!(f, "token's \"{claim}\" claim has the wrong type")
+                write!(f, "token's \"{claim}\" claim is missing or has the wrong type")
             }
+            IdentityError::Expression(problem) => f.write_str(problem),
             IdentityError::IllegalValue(claim) => {
                 write!(f, "token's \"{claim}\" claim holds characters not allowed in a header")
             }
@@ -87,62 +124,90 @@ impl std::fmt::Display for IdentityError {
     }
 }
 
-/// The raw group names in `claims` (before any prefix): policy matches on these.
-/// A single string counts as one group; absent means none.
-pub fn raw_groups(claims: &Claims, rules: &IdentityRules) -> Result<Vec<String>, IdentityError> {
-    string_list(claims.get(&rules.groups_claim), &rules.groups_claim)
-}
-
 /// Maps verified claims to the identity to impersonate.
-pub fn map(claims: &Claims, rules: &IdentityRules) -> Result<Identity, IdentityError> {
-    let user_value = match claims.get(&rules.user_claim) {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.as_str(),
-        _ => return Err(IdentityError::MissingUser(rules.user_claim.clone())),
-    };
-    if rules.require_email_verified && rules.user_claim == "email" {
-        // Kubernetes accepts the boolean or the string "true" (some IdPs send strings).
-        let verified = match claims.get("email_verified") {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => s == "true",
-            _ => false,
-        };
-        if !verified {
-            return Err(IdentityError::EmailNotVerified);
+pub fn map(claims: &Claims, mappings: &ClaimMappings) -> Result<Identity, IdentityError> {
+    let user = match &mappings.username {
+        Mapping::Claim { claim, prefix } => {
+            let value = match claims.get(claim) {
+                Some(Value::String(s)) => s.as_str(),
+                None | Some(Value::Null) => return Err(IdentityError::MissingUser(claim.clone())),
+                Some(_) => return Err(IdentityError::WrongType(claim.clone())),
+            };
+            if value.is_empty() {
+                return Err(IdentityError::EmptyUser);
+            }
+            if claim == "email" {
+                check_email_verified(claims)?;
+            }
+            format!("{prefix}{value}")
         }
-    }
-    let user = format!("{}{}", rules.user_prefix, user_value);
-    check_name(&user, &rules.user_claim)?;
-
-    let groups = raw_groups(claims, rules)?
-        .into_iter()
-        .map(|g| format!("{}{}", rules.group_prefix, g))
-        .collect::<Vec<_>>();
-    for group in &groups {
-        check_name(group, &rules.groups_claim)?;
-    }
-
-    let uid = match &rules.uid_claim {
-        None => None,
-        Some(claim) => match claims.get(claim) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(_) => return Err(IdentityError::WrongType(claim.clone())),
+        Mapping::Expression(expression) => match eval(expression, claims, "username")? {
+            Value::String(s) if s.is_empty() => return Err(IdentityError::EmptyUser),
+            Value::String(s) => s,
+            _ => {
+                return Err(IdentityError::Expression(
+                    "the username expression must give a string".into(),
+                ))
+            }
         },
     };
-    if let (Some(uid), Some(claim)) = (&uid, &rules.uid_claim) {
-        check_header_value(uid, claim)?;
+    check_name(&user, "username")?;
+
+    let (unprefixed_groups, prefix) = match &mappings.groups {
+        None => (Vec::new(), ""),
+        Some(Mapping::Claim { claim, prefix }) => {
+            (string_list(claims.get(claim), claim)?, prefix.as_str())
+        }
+        Some(Mapping::Expression(expression)) => {
+            let value = eval(expression, claims, "groups")?;
+            let groups = string_list(Some(&value), "groups").map_err(|_| {
+                IdentityError::Expression(
+                    "the groups expression must give a string or a list of strings".into(),
+                )
+            })?;
+            (groups, "")
+        }
+    };
+    let groups = unprefixed_groups
+        .iter()
+        .map(|g| format!("{prefix}{g}"))
+        .collect::<Vec<_>>();
+    for group in &groups {
+        check_name(group, "groups")?;
+    }
+
+    let uid = match &mappings.uid {
+        None => None,
+        Some(Mapping::Claim { claim, .. }) => match claims.get(claim) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => return Err(IdentityError::WrongType(claim.clone())),
+        },
+        Some(Mapping::Expression(expression)) => match eval(expression, claims, "uid")? {
+            Value::String(s) => Some(s),
+            _ => {
+                return Err(IdentityError::Expression(
+                    "the uid expression must give a string".into(),
+                ))
+            }
+        },
+    };
+    if let Some(uid) = &uid {
+        check_header_value(uid, "uid")?;
     }
 
     let mut extra = Vec::new();
-    for (key, claim) in &rules.extra_claims {
+    for (key, expression) in &mappings.extra {
+        let value = eval(expression, claims, key)?;
+        let values = string_list(Some(&value), key).map_err(|_| {
+            IdentityError::Expression(format!(
+                "the extra {key:?} expression must give a string or a list of strings"
+            ))
+        })?;
+        push_extra(&mut extra, key, values)?;
+    }
+    for (key, claim) in &mappings.extra_claims {
         let values = string_list(claims.get(claim), claim)?;
-        for value in &values {
-            check_header_value(value, claim)?;
-        }
-        if !values.is_empty() {
-            extra.push((key.clone(), values));
-        }
+        push_extra(&mut extra, key, values)?;
     }
 
     Ok(Identity {
@@ -150,7 +215,41 @@ pub fn map(claims: &Claims, rules: &IdentityRules) -> Result<Identity, IdentityE
         groups,
         uid,
         extra,
+        unprefixed_groups,
     })
+}
+
+/// The API server's rule for a username taken from `email` (oidc.go): an absent
+/// `email_verified` passes; present, it must decode as a boolean and be true.
+fn check_email_verified(claims: &Claims) -> Result<(), IdentityError> {
+    match claims.get("email_verified") {
+        None | Some(Value::Bool(true)) => Ok(()),
+        // Go decodes null into a bool as false.
+        Some(Value::Bool(false)) | Some(Value::Null) => Err(IdentityError::EmailNotVerified),
+        Some(_) => Err(IdentityError::EmailVerifiedNotBoolean),
+    }
+}
+
+fn eval(expression: &Expression, claims: &Claims, what: &str) -> Result<Value, IdentityError> {
+    expression
+        .eval_claims(claims)
+        .map_err(|e| IdentityError::Expression(format!("the {what} expression failed: {e}")))
+}
+
+/// An empty string or list leaves the key out, as the API server does.
+fn push_extra(
+    extra: &mut Vec<(String, Vec<String>)>,
+    key: &str,
+    values: Vec<String>,
+) -> Result<(), IdentityError> {
+    let values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+    for value in &values {
+        check_header_value(value, key)?;
+    }
+    if !values.is_empty() {
+        extra.push((key.to_string(), values));
+    }
+    Ok(())
 }
 
 fn string_list(value: Option<&Value>, claim: &str) -> Result<Vec<String>, IdentityError> {

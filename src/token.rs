@@ -16,7 +16,20 @@ pub enum TokenSource {
     Cookie { name: String },
 }
 
+/// At most this many token sources across all authenticators (one bit each in
+/// `Found::sources`).
+pub const MAX_SOURCES: usize = 32;
+
 impl TokenSource {
+    /// Whether both read the same header (whatever the prefix) or the same cookie.
+    pub fn same_place(&self, other: &TokenSource) -> bool {
+        match (self, other) {
+            (TokenSource::Header { name: x, .. }, TokenSource::Header { name: y, .. }) => x == y,
+            (TokenSource::Cookie { name: x }, TokenSource::Cookie { name: y }) => x == y,
+            _ => false,
+        }
+    }
+
     /// kubectl's exec-credential plugins send `Authorization: Bearer <jwt>`.
     pub fn default_sources() -> Vec<TokenSource> {
         vec![TokenSource::Header {
@@ -54,6 +67,32 @@ pub fn extract<'h>(
     sources: &[TokenSource],
     headers: &'h [(String, String)],
 ) -> Result<Option<Cow<'h, str>>, TokenError> {
+    Ok(find(sources, headers)?.map(|found| found.token))
+}
+
+/// The token and where it was found.
+#[derive(Debug)]
+pub struct Found<'h> {
+    pub token: Cow<'h, str>,
+    /// Bit `i` is set when `sources[i]` held the token (the same token may arrive in more
+    /// than one place).
+    pub sources: u64,
+}
+
+impl Found<'_> {
+    /// Whether one of the source indices `accepted` held the token.
+    pub fn came_from_any(&self, accepted: &[usize]) -> bool {
+        accepted
+            .iter()
+            .any(|&i| i < 64 && self.sources & (1u64 << i) != 0)
+    }
+}
+
+/// `extract`, also saying which sources held the token.
+pub fn find<'h>(
+    sources: &[TokenSource],
+    headers: &'h [(String, String)],
+) -> Result<Option<Found<'h>>, TokenError> {
     // A repeated Authorization header is refused even when not configured as a source:
     // the filter replaces it, and two values mean the client is trying something.
     for name in sources
@@ -75,7 +114,8 @@ pub fn extract<'h>(
     }
 
     let mut found: Option<Cow<'h, str>> = None;
-    for source in sources {
+    let mut found_in = 0u64;
+    for (index, source) in sources.iter().enumerate() {
         let candidates: Vec<&'h str> = match source {
             TokenSource::Header { name, prefix } => headers
                 .iter()
@@ -96,9 +136,15 @@ pub fn extract<'h>(
                 Some(_) => {}
                 None => found = Some(Cow::Borrowed(candidate)),
             }
+            if index < 64 {
+                found_in |= 1u64 << index;
+            }
         }
     }
-    Ok(found)
+    Ok(found.map(|token| Found {
+        token,
+        sources: found_in,
+    }))
 }
 
 fn strip_prefix_ignore_case<'v>(value: &'v str, prefix: &str) -> Option<&'v str> {

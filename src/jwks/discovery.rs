@@ -62,7 +62,7 @@ pub fn jwks_path(document: &[u8], issuer: &str, authority: &str) -> Result<Strin
 
 /// `https://authority/path` -> (authority, path), path defaulting to `/`. Only https:
 /// keys fetched in clear text could be swapped by anyone on the path.
-fn split_https_url(url: &str) -> Result<(String, String), String> {
+pub(crate) fn split_https_url(url: &str) -> Result<(String, String), String> {
     let Some(rest) = url
         .get(..8)
         .filter(|scheme| scheme.eq_ignore_ascii_case("https://"))
