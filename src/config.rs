@@ -244,4 +244,3 @@ fn compile(raw: RawConfig, env: EnvLookup) -> Result<Config, ConfigError> {
         notes: loaded.notes,
     })
 }
-

@@ -200,18 +200,17 @@ pub fn decide_from(
         None
     };
 
-    let found = match token::find(&config.token_sources, headers) {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            return unauthenticated(
+    let found =
+        match token::find(&config.token_sources, headers) {
+            Ok(Some(found)) => found,
+            Ok(None) => return unauthenticated(
                 log,
                 false,
                 "kubegate: no session token in the request (send Authorization: Bearer <token>)"
                     .to_string(),
-            )
-        }
-        Err(e) => return unauthenticated(log, true, format!("kubegate: {e}")),
-    };
+            ),
+            Err(e) => return unauthenticated(log, true, format!("kubegate: {e}")),
+        };
     let token = &found.token;
 
     // The token's `iss` picks the one authenticator whose keys and rules judge it. On a

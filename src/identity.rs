@@ -304,99 +304,200 @@ mod tests {
         }
     }
 
+    fn claim(claim: &str, prefix: &str) -> Mapping {
+        Mapping::Claim {
+            claim: claim.into(),
+            prefix: prefix.into(),
+        }
+    }
+
     #[test]
-    fn defaults_take_email_and_groups() {
+    fn email_and_groups_without_prefixes() {
         let c = claims(json!({"sub": "123", "email": "a@example.com", "groups": ["dev", "ops"]}));
-        let id = map(&c, &IdentityRules::default()).unwrap();
+        let id = map(&c, &ClaimMappings::email_and_groups()).unwrap();
         assert_eq!(id.user, "a@example.com");
         assert_eq!(id.groups, vec!["dev", "ops"]);
+        assert_eq!(id.unprefixed_groups, vec!["dev", "ops"]);
         assert_eq!(id.uid, None);
         assert!(id.extra.is_empty());
     }
 
     #[test]
-    fn single_string_group_and_missing_groups() {
-        let rules = IdentityRules::default();
-        let c = claims(json!({"email": "a@example.com", "groups": "dev"}));
-        assert_eq!(map(&c, &rules).unwrap().groups, vec!["dev"]);
+    fn groups_as_string_array_absent_null_and_with_non_strings() {
+        let rules = ClaimMappings::email_and_groups();
+        let groups = |v: Value| {
+            let mut c = claims(json!({"email": "a@example.com"}));
+            c.insert("groups".into(), v);
+            map(&c, &rules).map(|id| id.groups)
+        };
+        assert_eq!(groups(json!("dev")), Ok(vec!["dev".to_string()]));
+        assert_eq!(
+            groups(json!(["dev", "ops"])),
+            Ok(vec!["dev".into(), "ops".into()])
+        );
+        assert_eq!(groups(json!(null)), Ok(vec![]));
+        assert_eq!(groups(json!([])), Ok(vec![]));
+        for bad in [
+            json!([1]),
+            json!(["dev", 2]),
+            json!(["dev", null]),
+            json!({"a": 1}),
+            json!(true),
+        ] {
+            assert_eq!(
+                groups(bad.clone()),
+                Err(IdentityError::WrongType("groups".into())),
+                "{bad}"
+            );
+        }
         let c = claims(json!({"email": "a@example.com"}));
         assert!(map(&c, &rules).unwrap().groups.is_empty());
-        let c = claims(json!({"email": "a@example.com", "groups": [1]}));
-        assert_eq!(
-            map(&c, &rules),
-            Err(IdentityError::WrongType("groups".into()))
-        );
-        let c = claims(json!({"email": "a@example.com", "groups": {"a": 1}}));
-        assert!(map(&c, &rules).is_err());
+        // No groups mapping at all: no groups, whatever the token says.
+        let no_groups = ClaimMappings {
+            groups: None,
+            ..ClaimMappings::email_and_groups()
+        };
+        let c = claims(json!({"email": "a@example.com", "groups": ["dev"]}));
+        assert!(map(&c, &no_groups).unwrap().groups.is_empty());
     }
 
     #[test]
-    fn prefixes_uid_and_extra() {
-        let rules = IdentityRules {
-            user_claim: "sub".into(),
-            groups_claim: "roles".into(),
-            user_prefix: "oidc:".into(),
-            group_prefix: "oidc:".into(),
-            uid_claim: Some("sub".into()),
+    fn prefixes_apply_only_when_not_empty_and_policy_sees_unprefixed_groups() {
+        let rules = ClaimMappings {
+            username: claim("sub", "oidc:"),
+            groups: Some(claim("roles", "oidc:")),
+            uid: Some(claim("sub", "")),
+            extra: Vec::new(),
             extra_claims: vec![("acme.com/project".into(), "project".into())],
-            require_email_verified: false,
         };
         let c = claims(json!({"sub": "u-1", "roles": ["admin"], "project": ["a", "b"]}));
         let id = map(&c, &rules).unwrap();
         assert_eq!(id.user, "oidc:u-1");
         assert_eq!(id.groups, vec!["oidc:admin"]);
+        assert_eq!(id.unprefixed_groups, vec!["admin"]);
         assert_eq!(id.uid.as_deref(), Some("u-1"));
         assert_eq!(
             id.extra,
             vec![("acme.com/project".to_string(), vec!["a".into(), "b".into()])]
         );
+        let empty_prefix = ClaimMappings {
+            username: claim("sub", ""),
+            groups: Some(claim("roles", "")),
+            ..ClaimMappings::email_and_groups()
+        };
+        let id = map(&c, &empty_prefix).unwrap();
+        assert_eq!(
+            (id.user.as_str(), id.groups),
+            ("u-1", vec!["admin".to_string()])
+        );
     }
 
     #[test]
-    fn missing_or_non_string_user_is_refused() {
-        let rules = IdentityRules::default();
-        for c in [
-            json!({"sub": "x"}),
-            json!({"email": ""}),
-            json!({"email": "  "}),
-            json!({"email": 5}),
-            json!({"email": ["a@b"]}),
+    fn a_missing_empty_or_non_string_user_is_refused() {
+        let rules = ClaimMappings::email_and_groups();
+        for (c, expected) in [
+            (
+                json!({"sub": "x"}),
+                IdentityError::MissingUser("email".into()),
+            ),
+            (
+                json!({"email": null}),
+                IdentityError::MissingUser("email".into()),
+            ),
+            (json!({"email": ""}), IdentityError::EmptyUser),
+            (
+                json!({"email": 5}),
+                IdentityError::WrongType("email".into()),
+            ),
+            (
+                json!({"email": ["a@b"]}),
+                IdentityError::WrongType("email".into()),
+            ),
+            (
+                json!({"email": "  "}),
+                IdentityError::IllegalValue("username".into()),
+            ),
+        ] {
+            assert_eq!(map(&claims(c.clone()), &rules), Err(expected), "{c}");
+        }
+        // Empty stays refused when a prefix would make it non-empty.
+        let prefixed = ClaimMappings {
+            username: claim("email", "oidc:"),
+            ..ClaimMappings::email_and_groups()
+        };
+        assert_eq!(
+            map(&claims(json!({"email": ""})), &prefixed),
+            Err(IdentityError::EmptyUser)
+        );
+    }
+
+    #[test]
+    fn email_verified_follows_the_api_server_when_the_user_is_the_email() {
+        let rules = ClaimMappings::email_and_groups();
+        let with = |v: Option<Value>| {
+            let mut c = claims(json!({"email": "a@b.c"}));
+            if let Some(v) = v {
+                c.insert("email_verified".into(), v);
+            }
+            map(&c, &rules).map(|id| id.user)
+        };
+        assert_eq!(with(None), Ok("a@b.c".into()));
+        assert_eq!(with(Some(json!(true))), Ok("a@b.c".into()));
+        assert_eq!(
+            with(Some(json!(false))),
+            Err(IdentityError::EmailNotVerified)
+        );
+        assert_eq!(
+            with(Some(json!(null))),
+            Err(IdentityError::EmailNotVerified)
+        );
+        for not_boolean in [
+            json!("false"),
+            json!("true"),
+            json!(1),
+            json!(0),
+            json!([true]),
         ] {
             assert_eq!(
-                map(&claims(c.clone()), &rules),
-                Err(IdentityError::MissingUser("email".into())),
-                "{c}"
+                with(Some(not_boolean.clone())),
+                Err(IdentityError::EmailVerifiedNotBoolean),
+                "{not_boolean}"
             );
         }
+        assert!(IdentityError::EmailNotVerified
+            .to_string()
+            .contains("not verified"));
+        // Only when the user comes from the email claim.
+        let by_sub = ClaimMappings {
+            username: claim("sub", ""),
+            ..ClaimMappings::email_and_groups()
+        };
+        let c = claims(json!({"sub": "x", "email": "a@b.c", "email_verified": false}));
+        assert_eq!(map(&c, &by_sub).unwrap().user, "x");
     }
 
     #[test]
-    fn email_verified_is_enforced_when_configured() {
-        let rules = IdentityRules {
-            require_email_verified: true,
-            ..IdentityRules::default()
+    fn a_configured_uid_claim_must_be_a_present_string() {
+        let rules = ClaimMappings {
+            uid: Some(claim("sub", "")),
+            ..ClaimMappings::email_and_groups()
         };
-        for (c, ok) in [
-            (json!({"email": "a@b.c", "email_verified": true}), true),
-            (json!({"email": "a@b.c", "email_verified": "true"}), true),
-            (json!({"email": "a@b.c", "email_verified": false}), false),
-            (json!({"email": "a@b.c", "email_verified": "yes"}), false),
-            (json!({"email": "a@b.c"}), false),
-        ] {
-            assert_eq!(map(&claims(c.clone()), &rules).is_ok(), ok, "{c}");
+        let uid = |sub: Option<Value>| {
+            let mut c = claims(json!({"email": "a@b.c"}));
+            if let Some(sub) = sub {
+                c.insert("sub".into(), sub);
+            }
+            map(&c, &rules).map(|id| id.uid)
+        };
+        assert_eq!(uid(Some(json!("u-1"))), Ok(Some("u-1".into())));
+        for bad in [None, Some(json!(7)), Some(json!(null)), Some(json!(["u"]))] {
+            assert_eq!(uid(bad), Err(IdentityError::WrongType("sub".into())));
         }
-        // Only when the user comes from email.
-        let rules = IdentityRules {
-            user_claim: "sub".into(),
-            require_email_verified: true,
-            ..IdentityRules::default()
-        };
-        assert!(map(&claims(json!({"sub": "x"})), &rules).is_ok());
     }
 
     #[test]
     fn reserved_system_names_are_refused_in_any_case() {
-        let rules = IdentityRules::default();
+        let rules = ClaimMappings::email_and_groups();
         let c = claims(json!({"email": "a@b.c", "groups": ["dev", "system:masters"]}));
         let err = map(&c, &rules).unwrap_err();
         assert_eq!(err, IdentityError::Reserved("system:masters".into()));
@@ -406,9 +507,9 @@ mod tests {
         let c = claims(json!({"email": "system:serviceaccount:kube-system:default"}));
         assert!(map(&c, &rules).is_err());
         // A prefix makes the name safe.
-        let prefixed = IdentityRules {
-            group_prefix: "idp:".into(),
-            ..IdentityRules::default()
+        let prefixed = ClaimMappings {
+            groups: Some(claim("groups", "idp:")),
+            ..ClaimMappings::email_and_groups()
         };
         let c = claims(json!({"email": "a@b.c", "groups": ["system:masters"]}));
         assert_eq!(
@@ -419,17 +520,17 @@ mod tests {
 
     #[test]
     fn header_injection_through_claims_is_refused() {
-        let rules = IdentityRules {
-            uid_claim: Some("sub".into()),
-            extra_claims: vec![("k".into(), "x".into())],
-            ..IdentityRules::default()
+        let rules = ClaimMappings {
+            uid: Some(claim("sub", "")),
+            extra_claims: vec![("example.com/k".into(), "x".into())],
+            ..ClaimMappings::email_and_groups()
         };
         for c in [
-            json!({"email": "a@b.c\r\nImpersonate-Group: system:masters"}),
-            json!({"email": "a@b.c", "groups": ["ok", "bad\n"]}),
+            json!({"email": "a@b.c\r\nImpersonate-Group: system:masters", "sub": "u"}),
+            json!({"email": "a@b.c", "sub": "u", "groups": ["ok", "bad\n"]}),
             json!({"email": "a@b.c", "sub": "u\u{0}"}),
-            json!({"email": "a@b.c", "x": ["v\r"]}),
-            json!({"email": "a@b.c", "groups": [""]}),
+            json!({"email": "a@b.c", "sub": "u", "x": ["v\r"]}),
+            json!({"email": "a@b.c", "sub": "u", "groups": [""]}),
         ] {
             assert!(map(&claims(c.clone()), &rules).is_err(), "{c}");
         }

@@ -161,6 +161,7 @@ mod tests {
             groups: vec!["dev".into(), "ops".into()],
             uid: Some("u-1".into()),
             extra: vec![("acme.com/Project".into(), vec!["x".into(), "y".into()])],
+            unprefixed_groups: vec!["dev".into(), "ops".into()],
         }
     }
 

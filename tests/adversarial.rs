@@ -291,7 +291,7 @@ async fn tokens_with_whitespace_padding_extra_dots_and_huge_sizes() {
 async fn json_depth_bombs_wrong_claim_types_and_duplicate_keys() {
     // A larger token limit lets the deep documents reach the JSON parser.
     let mut config = hostile::config();
-    config["jwt"]["max_token_bytes"] = json!(65536);
+    config["max_token_bytes"] = json!(65536);
     let plugin = load(&config);
     let header = format!(r#"{{"alg":"HS256","kid":"{HMAC_KID}","typ":"JWT"}}"#);
     let good = claims("alice@example.com", &["dev"], now());
@@ -425,7 +425,7 @@ async fn an_rsa_public_key_used_as_an_hmac_secret_is_refused() {
     let pair = RS256KeyPair::generate(2048).unwrap().with_key_id("rsa");
     let pem = pair.public_key().to_pem().unwrap();
     let mut config = hostile::config();
-    config["jwt"]["pem_keys"] = json!([{"kid": "rsa", "alg": "RS256", "pem": pem}]);
+    config["jwt"][0]["keys"]["pem"] = json!([{"kid": "rsa", "alg": "RS256", "pem": pem}]);
     let plugin = load(&config);
 
     // Positive control: a real RS256 token from that key passes.
@@ -730,18 +730,18 @@ async fn reconfiguration_refuses_bad_configs_and_applies_good_ones_to_new_stream
         format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
     ];
     let mutations: Vec<Mutation> = vec![
-        Box::new(|c| c["jwt"]["audience"] = json!("typo")),
+        Box::new(|c| c["jwt"][0]["issuer"]["audience"] = json!("typo")),
         Box::new(|c| c["routes"] = json!([])),
         Box::new(|c| {
             c["routes"][0]["policy"] = json!([{"allow": {"or": [{"domian": {"is": "x"}}]}}])
         }),
         Box::new(|c| c["routes"][0]["kubernetes_service_account_token_env"] = json!("NOT_SET")),
-        Box::new(|c| c["jwt"]["jwks"]["keys"][0]["x"] = json!("not base64!")),
-        Box::new(|c| c["jwt"]["hmac_secrets"][0]["secret_base64"] = json!("c2hvcnQ")),
-        Box::new(|c| c["jwt"]["issuer"] = json!([])),
-        Box::new(|c| c["jwt"]["max_token_bytes"] = json!(0)),
-        Box::new(|c| c["jwt"]["cache_entries"] = json!(10_000_000)),
-        Box::new(|c| c["jwt"]["from"] = json!([{"header": "impersonate-user"}])),
+        Box::new(|c| c["jwt"][0]["keys"]["jwks"]["keys"][0]["x"] = json!("not base64!")),
+        Box::new(|c| c["jwt"][0]["keys"]["hmac"][0]["secret_base64"] = json!("c2hvcnQ")),
+        Box::new(|c| c["jwt"][0]["issuer"]["url"] = json!([])),
+        Box::new(|c| c["max_token_bytes"] = json!(0)),
+        Box::new(|c| c["token_cache_entries"] = json!(10_000_000)),
+        Box::new(|c| c["jwt"][0]["from"] = json!([{"header": "impersonate-user"}])),
     ];
     for mutate in &mutations {
         let mut config = hostile::config();

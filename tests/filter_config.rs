@@ -34,7 +34,10 @@ fn every_example_in_filter_config_loads() {
         let config = Config::parse(&bytes, &env)
             .unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
         assert!(!config.routes.is_empty());
-        assert!(!config.keys.is_empty() || config.remote_jwks.is_some());
+        assert!(!config.authenticators.is_empty());
+        for authenticator in &config.authenticators {
+            assert!(!authenticator.keys.is_empty() || authenticator.remote.is_some());
+        }
         loaded += 1;
     }
     assert!(
@@ -60,14 +63,21 @@ fn unknown_fields_are_refused_with_their_path() {
     assert!(e.contains("polcy"), "{e}");
 
     let mut config = dev_example();
-    config["jwt"]["leway_seconds"] = json!(5);
+    config["jwt"][0]["leway_seconds"] = json!(5);
     let e = parse(&config).unwrap_err();
     assert!(e.starts_with("jwt"), "{e}");
     assert!(e.contains("leway_seconds"), "{e}");
 
     let mut config = dev_example();
-    config["identity"]["user_claims"] = json!("sub");
-    assert!(parse(&config).unwrap_err().contains("user_claims"));
+    config["jwt"][0]["claimMappings"]["username"]["claims"] = json!("sub");
+    let e = parse(&config).unwrap_err();
+    assert!(e.starts_with("jwt[0].claimMappings.username"), "{e}");
+    assert!(e.contains("claims"), "{e}");
+
+    // The old single-issuer shape is refused outright, not half-read.
+    let mut config = dev_example();
+    config["jwt"] = json!({"issuer": "https://kubegate-dev.localhost", "audiences": ["x"]});
+    assert!(parse(&config).unwrap_err().starts_with("jwt"));
 
     let mut config = dev_example();
     config["extra"] = json!(true);
@@ -77,9 +87,9 @@ fn unknown_fields_are_refused_with_their_path() {
 #[test]
 fn wrong_types_name_the_field() {
     let mut config = dev_example();
-    config["jwt"]["leeway_seconds"] = json!("60");
+    config["jwt"][0]["leeway_seconds"] = json!("60");
     let e = parse(&config).unwrap_err();
-    assert!(e.starts_with("jwt.leeway_seconds"), "{e}");
+    assert!(e.starts_with("jwt[0].leeway_seconds"), "{e}");
     let e = Config::parse(b"not json", &env).unwrap_err().to_string();
     assert!(!e.is_empty());
     let e = Config::parse(b"", &env).unwrap_err().to_string();
@@ -139,39 +149,51 @@ fn bad_policy_is_refused_with_its_path() {
 #[test]
 fn bad_keys_are_refused() {
     let mut config = dev_example();
-    config["jwt"]["jwks"] =
+    config["jwt"][0]["keys"]["jwks"] =
         json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "x": "AAAA", "y": "AAAA"}]});
     let e = parse(&config).unwrap_err();
-    assert!(e.starts_with("jwt.jwks"), "{e}");
+    assert!(e.starts_with("jwt[0].keys.jwks"), "{e}");
 
     let mut config = dev_example();
-    config["jwt"]["pem_keys"] = json!([{"alg": "ES256", "pem": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"}]);
-    assert!(parse(&config).unwrap_err().starts_with("jwt.pem_keys[0]"));
+    config["jwt"][0]["keys"]["pem"] = json!([{"alg": "ES256", "pem": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"}]);
+    assert!(parse(&config)
+        .unwrap_err()
+        .starts_with("jwt[0].keys.pem[0]"));
 
     let mut config = dev_example();
-    config["jwt"]["hmac_secrets"] = json!([{"alg": "HS256", "secret_base64": "c2hvcnQ="}]);
+    config["jwt"][0]["keys"]["hmac"] = json!([{"alg": "HS256", "secret_base64": "c2hvcnQ="}]);
     assert!(parse(&config).unwrap_err().contains("32 bytes"));
 
     let mut config = dev_example();
-    config["jwt"]["jwks"] = json!({"keys": []});
+    config["jwt"][0]["keys"]["jwks"] = json!({"keys": []});
     assert!(parse(&config)
         .unwrap_err()
         .contains("no usable verification key"));
 }
 
 #[test]
-fn issuer_and_audience_are_required() {
-    for field in ["issuer", "audiences"] {
+fn issuer_audiences_and_username_mapping_are_required() {
+    for (remove, path) in [
+        (&["issuer"][..], "jwt[0]"),
+        (&["issuer", "url"][..], "jwt[0].issuer"),
+        (&["issuer", "audiences"][..], "jwt[0].issuer"),
+        (&["claimMappings"][..], "jwt[0]"),
+        (&["claimMappings", "username"][..], "jwt[0].claimMappings"),
+        (&["keys"][..], "jwt[0]"),
+    ] {
         let mut config = dev_example();
-        config["jwt"].as_object_mut().unwrap().remove(field);
+        let (last, parents) = remove.split_last().unwrap();
+        let mut target = &mut config["jwt"][0];
+        for parent in parents {
+            target = &mut target[*parent];
+        }
+        target.as_object_mut().unwrap().remove(*last);
         let e = parse(&config).unwrap_err();
-        assert!(e.contains(field), "{e}");
-        let mut config = dev_example();
-        config["jwt"][field] = json!([]);
-        assert!(parse(&config)
-            .unwrap_err()
-            .starts_with(&format!("jwt.{field}")));
+        assert!(e.starts_with(path) && e.contains(last), "{remove:?}: {e}");
     }
+    let mut config = dev_example();
+    config["jwt"] = json!([]);
+    assert!(parse(&config).unwrap_err().starts_with("jwt: at least one"));
 }
 
 #[test]
@@ -191,41 +213,30 @@ fn routes_need_distinct_hosts_when_there_are_several() {
 #[test]
 fn token_sources_are_validated() {
     let mut config = dev_example();
-    config["jwt"]["from"] = json!([{"header": "authorization", "cookie": "x"}]);
-    assert!(parse(&config).unwrap_err().starts_with("jwt.from[0]"));
-    config["jwt"]["from"] = json!([{"header": "Impersonate-User"}]);
+    config["jwt"][0]["from"] = json!([{"header": "authorization", "cookie": "x"}]);
+    assert!(parse(&config).unwrap_err().starts_with("jwt[0].from[0]"));
+    config["jwt"][0]["from"] = json!([{"header": "Impersonate-User"}]);
     assert!(parse(&config).is_err());
-    config["jwt"]["from"] = json!([{"header": "authorization", "prefix": "Bearer "}, {"header": "Authorization", "prefix": "Bearer Pomerium-"}]);
-    assert!(parse(&config).unwrap_err().starts_with("jwt.from[1]"));
-    config["jwt"]["from"] = json!([{"cookie": "a;b"}]);
+    config["jwt"][0]["from"] = json!([{"header": "authorization", "prefix": "Bearer "}, {"header": "Authorization", "prefix": "Bearer Pomerium-"}]);
+    assert!(parse(&config).unwrap_err().starts_with("jwt[0].from[1]"));
+    config["jwt"][0]["from"] = json!([{"cookie": "a;b"}]);
     assert!(parse(&config).is_err());
-    config["jwt"]["from"] = json!([]);
+    config["jwt"][0]["from"] = json!([]);
     assert!(parse(&config).is_err());
-    config["jwt"]["from"] = json!([{"cookie": "_session"}, {"header": "x-token", "prefix": ""}]);
+    config["jwt"][0]["from"] = json!([{"cookie": "_session"}, {"header": "x-token", "prefix": ""}]);
     parse(&config).unwrap();
 }
 
 #[test]
 fn limits_are_bounded() {
     let mut config = dev_example();
-    config["jwt"]["max_token_bytes"] = json!(0);
-    assert!(parse(&config)
-        .unwrap_err()
-        .starts_with("jwt.max_token_bytes"));
-    config["jwt"]["max_token_bytes"] = json!(10_000_000);
+    config["max_token_bytes"] = json!(0);
+    assert!(parse(&config).unwrap_err().starts_with("max_token_bytes"));
+    config["max_token_bytes"] = json!(10_000_000);
     assert!(parse(&config).is_err());
     let mut config = dev_example();
-    config["jwt"]["leeway_seconds"] = json!(100_000);
+    config["jwt"][0]["leeway_seconds"] = json!(100_000);
     assert!(parse(&config)
         .unwrap_err()
-        .starts_with("jwt.leeway_seconds"));
-}
-
-#[test]
-fn email_verified_requires_the_email_user_claim() {
-    let mut config = dev_example();
-    config["identity"] = json!({"user_claim": "sub", "require_email_verified": true});
-    assert!(parse(&config)
-        .unwrap_err()
-        .starts_with("identity.require_email_verified"));
+        .starts_with("jwt[0].leeway_seconds"));
 }

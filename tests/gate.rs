@@ -252,7 +252,7 @@ fn duplicate_authorization_headers_are_refused() {
 #[test]
 fn header_and_cookie_with_different_tokens_are_refused() {
     let config = config_with(|c| {
-        c["jwt"]["from"] =
+        c["jwt"][0]["from"] =
             json!([{"header": "authorization", "prefix": "Bearer "}, {"cookie": "_session"}]);
     });
     let good = token("someuser@example.com", &[]);
@@ -331,29 +331,35 @@ fn policy_sees_method_and_path_without_the_query() {
 }
 
 #[test]
-fn pomerium_style_prefixed_tokens_work() {
+fn pomerium_assertions_are_read_from_their_header_only() {
     let mut value: Value =
         serde_json::from_str(include_str!("../filter-config/pomerium.json")).unwrap();
-    value["jwt"]["issuer"] = json!(kubegate_testkit::tokens::DEV_ISSUER);
-    value["jwt"]["audiences"] = json!([kubegate_testkit::tokens::DEV_AUDIENCE]);
     // The example fetches Pomerium's JWKS (tests/remote_jwks.rs runs that); decided
     // natively, the dev key stands in for it.
     let dev: Value = serde_json::from_str(include_str!("../filter-config/dev.json")).unwrap();
-    value["jwt"]["jwks"] = dev["jwt"]["jwks"].clone();
+    value["jwt"][0]["keys"] = json!({"jwks": dev["jwt"][0]["keys"]["jwks"].clone()});
     let config = Config::parse(value.to_string().as_bytes(), &env).unwrap();
-    let t = token("someone@pomerium.com", &[]);
-    let mut headers = request(&[("authorization", &format!("Bearer Pomerium-{t}"))]);
+    // Pomerium's assertion: iss and aud are the route host, a bare host name.
+    let mut claims = SessionClaims::dev("someone@pomerium.com", &["admins"], NOW);
+    claims.issuer = "k8s.localhost.pomerium.io".into();
+    claims.audience = "k8s.localhost.pomerium.io".into();
+    let assertion = Signer::dev().unwrap().sign(&claims).unwrap();
+    let mut headers = request(&[("x-pomerium-jwt-assertion", &assertion)]);
     headers[2].1 = "k8s.localhost.pomerium.io:8443".into();
+    let decision = decide(&config, &mut cache(), &headers, NOW);
+    assert_eq!(decision.log.kind, Kind::Allowed, "{:?}", decision.log);
+    let forwarded = forwarded(&headers, &decision);
+    assert!(!forwarded.iter().any(|(_, v)| v.contains(&assertion)));
+    assert!(forwarded.contains(&("impersonate-group".into(), "pomerium:admins".into())));
+
+    // The same assertion as a bearer token is not read: Authorization is not a source of
+    // this authenticator (it is still stripped).
+    let mut headers = request(&[("authorization", &bearer(&assertion))]);
+    headers[2].1 = "k8s.localhost.pomerium.io".into();
     assert_eq!(
-        decide(&config, &mut cache(), &headers, NOW).log.kind,
-        Kind::Allowed
+        refusal(&decide(&config, &mut cache(), &headers, NOW)).0,
+        401
     );
-    let mut other = request(&[(
-        "authorization",
-        &format!("Bearer Pomerium-{}", token("a@example.com", &[])),
-    )]);
-    other[2].1 = "k8s.localhost.pomerium.io".into();
-    assert_eq!(refusal(&decide(&config, &mut cache(), &other, NOW)).0, 403);
 }
 
 #[test]

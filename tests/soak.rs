@@ -277,7 +277,7 @@ async fn a_flood_of_distinct_valid_tokens_stays_within_the_cache_bound() {
     let deadline = Instant::now() + TIME_LIMIT;
     let config = hostile::config();
     assert!(
-        config["jwt"].get("cache_entries").is_none(),
+        config.get("token_cache_entries").is_none(),
         "the default bound is tested"
     );
     // One VM, so every token lands in the same cache; requests one at a time, so the

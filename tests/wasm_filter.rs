@@ -269,7 +269,7 @@ async fn the_service_account_token_comes_from_the_vm_environment() {
 #[tokio::test]
 async fn a_bad_configuration_is_refused_at_load_with_the_field_named() {
     let mut config = example_config("dev.json");
-    config["jwt"]["audience"] = json!("typo");
+    config["jwt"][0]["issuer"]["audience"] = json!("typo");
     let Err(error) = Plugin::load(spec(&config, 1)) else {
         panic!("a configuration with an unknown field was accepted")
     };

@@ -75,7 +75,8 @@ pub(super) struct RawRemoteKeys {
 pub(super) fn inline_keys(raw: &RawKeys, at: &str, env: EnvLookup) -> Result<KeySet, ConfigError> {
     let mut keys = KeySet::default();
     if let Some(jwks) = &raw.jwks {
-        keys.add_jwks(jwks).map_err(|p| error(format!("{at}.jwks"), p))?;
+        keys.add_jwks(jwks)
+            .map_err(|p| error(format!("{at}.jwks"), p))?;
     }
     for (i, pem) in raw.pem.iter().enumerate() {
         keys.add_pem(pem.kid.as_deref(), &pem.alg, &pem.pem)
@@ -240,4 +241,3 @@ pub(super) fn remote_settings(
         poll_interval_ms,
     })
 }
-

@@ -314,10 +314,7 @@ fn compile_one(
                 }
             }
             (Some(_), Some(_)) => {
-                return Err(error(
-                    at,
-                    "claim and expression cannot both be specified",
-                ))
+                return Err(error(at, "claim and expression cannot both be specified"))
             }
             (None, None) => return Err(error(at, "claim or expression is required")),
         };
@@ -368,10 +365,7 @@ fn compile_one(
                 format!("duplicate value {:?}", mapping.key),
             ));
         }
-        let expression = compile(
-            &mapping.value_expression,
-            &format!("{at}.valueExpression"),
-        )?;
+        let expression = compile(&mapping.value_expression, &format!("{at}.valueExpression"))?;
         extra.push((mapping.key, expression));
     }
     let mut extra_claims = Vec::with_capacity(raw.extra_claims.len());
@@ -392,7 +386,9 @@ fn compile_one(
         let checks_verified = expression.reads_claim("email_verified")
             || extra.iter().any(|(_, e)| e.reads_claim("email_verified"))
             || claim_rules.iter().any(|rule| match rule {
-                ClaimRule::Expression { expression, .. } => expression.reads_claim("email_verified"),
+                ClaimRule::Expression { expression, .. } => {
+                    expression.reads_claim("email_verified")
+                }
                 ClaimRule::Equals { claim, .. } => claim == "email_verified",
             });
         if expression.reads_claim("email") && !checks_verified {
@@ -507,10 +503,7 @@ fn prefixed_mapping(
                 &format!("{at}.expression"),
             )?)))
         }
-        (Some(_), Some(_)) => Err(error(
-            at,
-            "claim and expression cannot both be specified",
-        )),
+        (Some(_), Some(_)) => Err(error(at, "claim and expression cannot both be specified")),
         (None, None) => {
             if raw.prefix.is_some() {
                 return Err(error(
@@ -607,4 +600,3 @@ fn check_extra_key(key: &str) -> Result<(), String> {
     }
     Ok(())
 }
-

@@ -115,9 +115,7 @@ impl std::fmt::Display for AuthnError {
                 f,
                 "a token of issuer {iss:?} is not accepted in the header or cookie it came in"
             ),
-            AuthnError::ClaimRule(message) | AuthnError::UserRule(message) => {
-                f.write_str(message)
-            }
+            AuthnError::ClaimRule(message) | AuthnError::UserRule(message) => f.write_str(message),
             AuthnError::Identity(e) => e.fmt(f),
         }
     }

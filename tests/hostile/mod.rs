@@ -66,14 +66,14 @@ pub fn config() -> Value {
             {"http_path": {"starts_with": "/api/v1/namespaces/kube-system"}}
         ]}}
     ]);
-    config["jwt"]["hmac_secrets"] =
+    config["jwt"][0]["keys"]["hmac"] =
         json!([{"kid": HMAC_KID, "alg": "HS256", "secret_base64": b64(HMAC_SECRET)}]);
-    config["jwt"]["from"] = json!([
+    config["jwt"][0]["from"] = json!([
         {"header": "authorization", "prefix": "Bearer "},
         {"cookie": SESSION_COOKIE}
     ]);
-    config["identity"]["uid_claim"] = json!("sub");
-    config["identity"]["extra_claims"] = json!({"acme.com/Project": "project"});
+    config["jwt"][0]["claimMappings"]["uid"] = json!({"claim": "sub"});
+    config["jwt"][0]["extra_claims"] = json!({"acme.com/project": "project"});
     config
 }
 

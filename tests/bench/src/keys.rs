@@ -139,13 +139,15 @@ pub fn filter_config(keys: &BenchKeys) -> Vec<u8> {
             "policy": [{"allow": {"or": [{"domain": {"is": ALLOWED_DOMAIN}}]}}],
             "kubernetes_service_account_token": SERVICE_ACCOUNT_TOKEN,
         }],
-        "jwt": {
-            "issuer": ISSUER,
-            "audiences": [AUDIENCE],
-            "jwks": keys.jwks(),
+        "jwt": [{
+            "issuer": {"url": ISSUER, "audiences": [AUDIENCE]},
+            "claimMappings": {
+                "username": {"claim": "email", "prefix": ""},
+                "groups": {"claim": "groups", "prefix": ""},
+            },
+            "keys": {"jwks": keys.jwks()},
             "leeway_seconds": 60,
-        },
-        "identity": {"user_claim": "email", "groups_claim": "groups"},
+        }],
     })
     .to_string()
     .into_bytes()
