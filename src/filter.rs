@@ -3,8 +3,8 @@
 //! it moves bytes between the proxy and `crate::jwks`. Kept thin on purpose: everything
 //! it calls is tested natively and under wasm-bindgen-test.
 //!
-//! A request whose token names a key the current set lacks may wait (Action::Pause) for
-//! a key-set fetch; the root context then decides it again in that request's context
+//! A request whose token names a key its authenticator's keys lack may wait
+//! (Action::Pause) for a fetch of that authenticator's remote set; the root context then decides it again in that request's context
 //! (set_effective_context: the hostcalls act on the effective context) and resumes it or
 //! answers it.
 
@@ -47,22 +47,49 @@ struct Vm {
 /// One accepted configuration and the state that belongs to it (a new configuration
 /// starts with an empty cache: its keys or rules may differ).
 struct Configured {
-    /// `config.keys` is swapped when the remote key set changes (remote_keys.rs).
+    /// An authenticator's `keys` are swapped when its remote key set changes
+    /// (remote_keys.rs).
     config: RefCell<Config>,
-    /// The configured keys alone: a remote set is added to these.
-    inline_keys: KeySet,
+    /// Each authenticator's configured keys alone (same index as
+    /// `Config::authenticators`): its remote set is added to these.
+    inline_keys: Vec<KeySet>,
     cache: RefCell<VerifiedTokenCache>,
-    remote: Option<RemoteView>,
+    /// One per authenticator with remote keys.
+    remotes: Vec<RemoteView>,
 }
 
 impl Configured {
     fn new(config: Config) -> Configured {
+        let remotes = config
+            .authenticators
+            .iter()
+            .enumerate()
+            .filter_map(|(index, authenticator)| {
+                let settings = authenticator.remote.clone()?;
+                Some(RemoteView::new(
+                    index,
+                    authenticator.issuer.clone(),
+                    settings,
+                ))
+            })
+            .collect();
         Configured {
-            inline_keys: config.keys.clone(),
+            inline_keys: config
+                .authenticators
+                .iter()
+                .map(|authenticator| authenticator.keys.clone())
+                .collect(),
             cache: RefCell::new(VerifiedTokenCache::new(config.cache_entries)),
-            remote: config.remote_jwks.clone().map(RemoteView::new),
+            remotes,
             config: RefCell::new(config),
         }
+    }
+
+    /// The remote key set of the authenticator at `index`, if it has one.
+    fn remote_for(&self, index: usize) -> Option<&RemoteView> {
+        self.remotes
+            .iter()
+            .find(|remote| remote.authenticator == index)
     }
 
     /// Judges a request and counts the cache outcome.
@@ -106,8 +133,36 @@ fn internal_refusal() -> Decision {
         },
         outcome: Outcome::Refuse(refusal),
         cache_hit: None,
-        missing_key: false,
+        missing_key: None,
     }
+}
+
+/// The load-time summary: routes, and each authenticator's issuer and key sources.
+fn describe(config: &Config) -> String {
+    let authenticators: Vec<String> = config
+        .authenticators
+        .iter()
+        .map(|authenticator| {
+            let remote = match &authenticator.remote {
+                Some(remote) => format!(
+                    ", remote keys from cluster {:?} ({}), refreshed every {} s",
+                    remote.cluster, remote.authority, remote.refresh_seconds
+                ),
+                None => String::new(),
+            };
+            format!(
+                "issuer {:?}: {} inline verification key(s){remote}",
+                authenticator.issuer,
+                authenticator.keys.len()
+            )
+        })
+        .collect();
+    format!(
+        "{} route(s), {} authenticator(s): {}",
+        config.routes.len(),
+        config.authenticators.len(),
+        authenticators.join("; ")
+    )
 }
 
 /// The request headers of the current (or effective) context, every pair: duplicates
@@ -148,10 +203,14 @@ fn send_refusal(refusal: &Refusal) {
 
 /// Applies a final decision to the current (or effective) http context: the header plan,
 /// or a refusal. Returns whether the request may go on. A token whose key is missing
-/// while no remote set is usable is a 503 (the keys are unavailable), never a 401 that
-/// would send kubectl to log in again.
+/// while its authenticator's remote set is not usable is a 503 (the keys are
+/// unavailable), never a 401 that would send kubectl to log in again.
 fn answer(configured: &Configured, vm: &Vm, decision: Decision) -> bool {
-    if decision.missing_key && configured.remote.as_ref().is_some_and(|r| !r.in_use()) {
+    let unavailable = decision
+        .missing_key
+        .and_then(|index| configured.remote_for(index))
+        .is_some_and(|remote| !remote.in_use());
+    if unavailable {
         increment(vm.metrics.unavailable);
         let refusal = Refusal::unavailable(
             "kubegate: the identity provider's signing keys are not available; try again shortly"
@@ -273,34 +332,28 @@ impl RootContext for Root {
                 return false;
             }
         };
-        info!(
-            "kubegate: configured: {} route(s), {} inline verification key(s){}",
-            config.routes.len(),
-            config.keys.len(),
-            match &config.remote_jwks {
-                Some(remote) => format!(
-                    ", remote keys from cluster {:?} ({}), refreshed every {} s",
-                    remote.cluster, remote.authority, remote.refresh_seconds
-                ),
-                None => String::new(),
-            }
-        );
+        info!("kubegate: configured: {}", describe(&config));
+        for note in &config.notes {
+            info!("kubegate: note: {note}");
+        }
         let configured = Rc::new(Configured::new(config));
         self.configured = Some(Rc::clone(&configured));
-        if configured.remote.is_some() {
+        // Requests that waited for a set this configuration does not fetch are decided
+        // now; those waiting for a set it still fetches keep waiting for it.
+        let sets: Vec<u64> = configured.remotes.iter().map(|r| r.source_id).collect();
+        let orphans = self
+            .vm
+            .waiting
+            .try_borrow_mut()
+            .map(|mut w| w.take_other_sets(&sets))
+            .unwrap_or_default();
+        if configured.remotes.is_empty() {
+            self.fetcher.stop();
+        } else {
             self.fetcher.configure(&self.vm);
             self.poll(false);
-        } else {
-            self.fetcher.stop();
-            // Requests that waited for the previous configuration's keys are decided now.
-            let waiting = self
-                .vm
-                .waiting
-                .try_borrow_mut()
-                .map(|mut w| w.take_all())
-                .unwrap_or_default();
-            self.resume(&configured, waiting, now_ms());
         }
+        self.resume(&configured, orphans, now_ms());
         true
     }
 
@@ -347,6 +400,7 @@ impl Request {
     ) -> bool {
         let waiter = Waiter {
             context_id: self.context_id,
+            set: remote.source_id,
             deadline_ms: now.saturating_add(remote.settings.wait_ms()),
             attempts_seen,
         };
@@ -361,7 +415,8 @@ impl Request {
         remote_keys::wake(&self.vm);
         increment(self.vm.metrics.waited_for_keys);
         info!(
-            "kubegate: waiting for signing keys: method={:?} path={:?} route={:?} reason={:?}",
+            "kubegate: waiting for signing keys of issuer {:?}: method={:?} path={:?} route={:?} reason={:?}",
+            remote.issuer,
             decision.log.method,
             decision.log.path,
             decision.log.route.as_deref().unwrap_or("-"),
@@ -383,25 +438,27 @@ impl HttpContext for Request {
         let headers = request_headers();
         let now = now_ms();
         let mut decision = configured.decide(&self.vm.metrics, &headers, now);
-        if let Some(remote) = &configured.remote {
-            // Twice at most: after adopting a set another VM published, the key may
-            // still be missing, and then a fetch may still be worth waiting for.
-            for _ in 0..2 {
-                if !decision.missing_key {
+        // Twice at most: after adopting a set another VM published, the key may still be
+        // missing, and then a fetch may still be worth waiting for. Only the set of the
+        // token's own authenticator is looked at, fetched or waited for.
+        for _ in 0..2 {
+            let Some(remote) = decision
+                .missing_key
+                .and_then(|index| configured.remote_for(index))
+            else {
+                break;
+            };
+            match remote.on_missing_key(&configured, now) {
+                MissingKey::DecideAgain => {
+                    decision = configured.decide(&self.vm.metrics, &headers, now);
+                }
+                MissingKey::Wait { attempts_seen } => {
+                    if self.wait_for_keys(remote, &decision, attempts_seen, now) {
+                        return Action::Pause;
+                    }
                     break;
                 }
-                match remote.on_missing_key(&configured, now) {
-                    MissingKey::DecideAgain => {
-                        decision = configured.decide(&self.vm.metrics, &headers, now);
-                    }
-                    MissingKey::Wait { attempts_seen } => {
-                        if self.wait_for_keys(remote, &decision, attempts_seen, now) {
-                            return Action::Pause;
-                        }
-                        break;
-                    }
-                    MissingKey::AnswerNow => break,
-                }
+                MissingKey::AnswerNow => break,
             }
         }
         if answer(&configured, &self.vm, decision) {

@@ -78,14 +78,17 @@ pub struct Decision {
     pub log: DecisionLog,
     /// Whether the token's verification came from the cache (`None`: no token checked).
     pub cache_hit: Option<bool>,
-    /// The token names a key this key set lacks (unknown kid, or no key for its alg): a
-    /// refreshed remote key set might accept it, so the glue may wait for one.
-    pub missing_key: bool,
+    /// The index (in `Config::authenticators`) of the authenticator whose keys lack the
+    /// key the token names (unknown kid, or no key for its alg): a refreshed remote key
+    /// set of that authenticator might accept it, so the glue may wait for one.
+    pub missing_key: Option<usize>,
 }
 
 /// Why a token did not verify: the JWT layer's reasons, or no authenticator for it.
 enum AuthFailure {
     Jwt(jwt::JwtError),
+    /// Verification with the keys of the authenticator at this index failed.
+    Verify(Option<usize>, jwt::JwtError),
     Authn(AuthnError),
 }
 
@@ -142,7 +145,7 @@ pub fn decide_from(
             outcome: Outcome::Refuse(refusal),
             log,
             cache_hit: None,
-            missing_key: false,
+            missing_key: None,
         }
     };
     let unauthenticated = |log: DecisionLog, token_present: bool, message: String| {
@@ -241,7 +244,13 @@ pub fn decide_from(
                         &authenticator.claim_rules,
                         now_unix_seconds,
                     )
-                    .map_err(AuthFailure::Jwt)?;
+                    .map_err(|e| {
+                        let index = config
+                            .authenticators
+                            .iter()
+                            .position(|a| std::ptr::eq(a, authenticator));
+                        AuthFailure::Verify(index, e)
+                    })?;
                     let claims = Rc::new(claims);
                     cache.insert(token, Rc::clone(&claims), now_unix_seconds);
                     Ok((authenticator, claims))
@@ -252,12 +261,17 @@ pub fn decide_from(
     let (authenticator, claims): (&Authenticator, Rc<Claims>) = match verified {
         Ok(verified) => verified,
         Err(failure) => {
-            let missing_key = matches!(
-                failure,
-                AuthFailure::Jwt(jwt::JwtError::UnknownKid(_) | jwt::JwtError::NoKeyForAlg(_))
-            );
+            let missing_key = match &failure {
+                AuthFailure::Verify(
+                    index,
+                    jwt::JwtError::UnknownKid(_) | jwt::JwtError::NoKeyForAlg(_),
+                ) => *index,
+                _ => None,
+            };
             let message = match failure {
-                AuthFailure::Jwt(e) => format!("kubegate: invalid token: {e}"),
+                AuthFailure::Jwt(e) | AuthFailure::Verify(_, e) => {
+                    format!("kubegate: invalid token: {e}")
+                }
                 AuthFailure::Authn(e) => format!("kubegate: invalid token: {e}"),
             };
             let mut decision = unauthenticated(log, true, message);
@@ -332,6 +346,6 @@ pub fn decide_from(
         outcome: Outcome::Allow(plan),
         log,
         cache_hit: Some(cache_hit),
-        missing_key: false,
+        missing_key: None,
     }
 }

@@ -20,14 +20,16 @@ pub(super) struct Metrics {
     pub waited_for_keys: Option<u32>,
     /// Requests answered 503 because no usable key set arrived.
     pub unavailable: Option<u32>,
-    /// Key set fetches started (by this proxy's lease holders), and how many failed.
+    /// Key set fetches started (by this proxy's lease holders), and how many failed; every
+    /// authenticator's remote set counts here.
     pub jwks_fetches: Option<u32>,
     pub jwks_fetch_failures: Option<u32>,
     /// Fetches started because a token named an unknown key.
     pub jwks_refetches: Option<u32>,
     /// Fetches that brought a key set different from the one published before.
     pub jwks_updates: Option<u32>,
-    /// Gauges: seconds since the set in use was last confirmed, and its remote keys.
+    /// Gauges over the sets in use (one per authenticator with remote keys): seconds
+    /// since the oldest was last confirmed, and the remote keys they add in all.
     pub jwks_age_seconds: Option<u32>,
     pub jwks_keys: Option<u32>,
 }

@@ -2,10 +2,17 @@
 //! wake queue. Every decision is made by `crate::jwks` (coordination.rs above all); this
 //! file reads and writes what those functions need and logs and counts what happened.
 //!
-//! Per VM: on every poll (tick, wake, after a fetch) read the small shared record; adopt
-//! a newly published set; drop a set gone stale; if a fetch is due (or a waiting request
-//! wants one) and nobody holds the lease, take it with a compare-and-swap and fetch; wake
-//! the waiting requests a finished fetch or a deadline released.
+//! Every authenticator with `keys.remote` has its own set (a `RemoteView`), and its
+//! fetched keys go into that authenticator's `keys` only, so a key of one identity
+//! provider never verifies a token of another. Two authenticators with the same source
+//! (cluster, authority, path or issuer) share its shared-data record, so one fetch serves
+//! both, yet each adds the set to its own inline keys.
+//!
+//! Per VM and per set: on every poll (tick, wake, after a fetch) read the small shared
+//! record; adopt a newly published set; drop a set gone stale; if a fetch is due (or a
+//! request waiting for this set wants one) and nobody holds the lease, take it with a
+//! compare-and-swap and fetch; wake the requests waiting for this set that a finished
+//! fetch or a deadline released.
 
 use super::metrics::{increment, record};
 use super::{Configured, Vm};
@@ -15,6 +22,7 @@ use crate::jwks::{
     FetchFailure, FetchReason, FetchState, KeySource, ParsedKeySet, RefetchVerdict,
     RemoteJwksSettings,
 };
+use crate::jwt::KeySet;
 use log::{info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, Status};
@@ -30,9 +38,16 @@ const FIRST_TICK: Duration = Duration::from_millis(50);
 /// Compare-and-swap retries when publishing; contention is a handful of VMs at most.
 const CAS_ATTEMPTS: usize = 8;
 
-/// A configuration's remote key source and what this VM adopted from it.
+/// One authenticator's remote key source and what this VM adopted from it.
 pub(super) struct RemoteView {
+    /// Index of the authenticator in `Config::authenticators`: the only one whose keys
+    /// this set joins.
+    pub authenticator: usize,
+    /// Its issuer, for log lines.
+    pub issuer: String,
     pub settings: RemoteJwksSettings,
+    /// `settings.source_id()`: requests waiting for this set are filed under it.
+    pub source_id: u64,
     state_key: String,
     keys_key: String,
     adopted: RefCell<Adopted>,
@@ -40,7 +55,7 @@ pub(super) struct RemoteView {
 
 #[derive(Default)]
 struct Adopted {
-    /// `content_hash` of the body whose keys are in `config.keys` (empty: none).
+    /// `content_hash` of the body whose keys are in the authenticator's keys (empty: none).
     hash: String,
     /// The published hash last looked at, so a body is read once per publication.
     seen: String,
@@ -48,8 +63,15 @@ struct Adopted {
 }
 
 impl RemoteView {
-    pub(super) fn new(settings: RemoteJwksSettings) -> RemoteView {
+    pub(super) fn new(
+        authenticator: usize,
+        issuer: String,
+        settings: RemoteJwksSettings,
+    ) -> RemoteView {
         RemoteView {
+            authenticator,
+            issuer,
+            source_id: settings.source_id(),
             state_key: settings.state_key(),
             keys_key: settings.keys_key(),
             settings,
@@ -57,16 +79,21 @@ impl RemoteView {
         }
     }
 
-    /// Whether remote keys are in `config.keys` (fetched, and not gone stale).
+    /// Whether remote keys are in the authenticator's keys (fetched, and not gone stale).
     pub(super) fn in_use(&self) -> bool {
         self.adopted
             .try_borrow()
             .is_ok_and(|adopted| !adopted.hash.is_empty())
     }
 
-    /// What a request whose key is missing should do: decide again with a set another
-    /// VM published that this one has not adopted yet, wait for a fetch (one is running,
-    /// or may start now), or be answered now (a refetch ran too recently).
+    fn remote_keys(&self) -> usize {
+        self.adopted.try_borrow().map_or(0, |a| a.remote_keys)
+    }
+
+    /// What a request whose key is missing from this set's authenticator should do:
+    /// decide again with a set another VM published that this one has not adopted yet,
+    /// wait for a fetch of this set (one is running, or may start now), or be answered
+    /// now (a refetch of this set ran too recently).
     pub(super) fn on_missing_key(&self, configured: &Configured, now_ms: u64) -> MissingKey {
         let state = read_state(&self.state_key)
             .map(|(state, _)| state)
@@ -112,9 +139,15 @@ pub(super) fn drain(queue: u32) {
     }
 }
 
-/// One fetch in progress (this VM holds the lease).
+/// One fetch in progress (this VM holds the lease of its set).
 struct InFlight {
     token: u32,
+    /// Index into `configured.remotes`.
+    view: usize,
+    /// The set's `source_id`: one fetch per set at a time.
+    source_id: u64,
+    /// When the lease runs out (the fetch is given up then).
+    lease_until_ms: u64,
     step: Step,
     reason: FetchReason,
     started_ms: u64,
@@ -130,9 +163,10 @@ enum Step {
 
 /// The root context's fetching state.
 pub(super) struct Fetcher {
-    /// This VM's id in the shared lease (random, so VMs never share one).
+    /// This VM's id in the shared leases (random, so VMs never share one).
     holder: u64,
-    in_flight: Option<InFlight>,
+    /// At most one per set.
+    in_flight: Vec<InFlight>,
     poll_interval: Option<Duration>,
     first_tick_pending: bool,
 }
@@ -143,7 +177,7 @@ impl Fetcher {
         let holder = RandomState::new().hash_one((context_id, super::now_ms()));
         Fetcher {
             holder: holder.max(1),
-            in_flight: None,
+            in_flight: Vec::new(),
             poll_interval: None,
             first_tick_pending: false,
         }
@@ -184,77 +218,93 @@ impl Fetcher {
         now_ms: u64,
         may_fetch: bool,
     ) -> Vec<u32> {
-        let Some(remote) = &configured.remote else {
+        // The fastest set's poll interval serves them all.
+        let Some(interval) = configured
+            .remotes
+            .iter()
+            .map(|remote| remote.settings.poll_interval_ms)
+            .min()
+            .map(Duration::from_millis)
+        else {
             return Vec::new();
         };
-        let interval = Duration::from_millis(remote.settings.poll_interval_ms);
         if !self.first_tick_pending && self.poll_interval != Some(interval) {
             self.poll_interval = Some(interval);
             let _ = hostcalls::set_tick_period(interval);
         }
-        let Some((mut state, cas)) = read_state(&remote.state_key) else {
-            write_state(&remote.state_key, &FetchState::default(), None);
-            return Vec::new();
-        };
-        adopt_published(configured, remote, &state, now_ms);
-        record(
-            vm.metrics.jwks_age_seconds,
-            age_in_use(remote, &state, now_ms),
-        );
-        record(
-            vm.metrics.jwks_keys,
-            remote.adopted.try_borrow().map_or(0, |a| a.remote_keys) as u64,
-        );
-        self.forget_lost_fetch(remote, now_ms);
-
-        let waiting = vm.waiting.try_borrow().is_ok_and(|w| !w.is_empty());
-        if may_fetch && self.in_flight.is_none() {
-            let reason = if waiting {
-                FetchReason::Refetch
-            } else {
-                FetchReason::Scheduled
+        self.forget_lost_fetches(now_ms);
+        let mut ready = Vec::new();
+        let mut oldest_age = 0;
+        let mut remote_keys = 0;
+        for (index, remote) in configured.remotes.iter().enumerate() {
+            let Some((mut state, cas)) = read_state(&remote.state_key) else {
+                write_state(&remote.state_key, &FetchState::default(), None);
+                continue;
             };
-            if let Some((leased, reason)) =
-                state.begin(self.holder, now_ms, reason, &remote.settings)
-            {
-                if write_state(&remote.state_key, &leased, cas) {
-                    self.start(configured, vm, &leased, reason, now_ms);
-                }
-                // Whatever happened (another VM won, or the dispatch failed at once),
-                // the waiters below go by the record as it is now.
-                if let Some((now_state, _)) = read_state(&remote.state_key) {
-                    state = now_state;
+            adopt_published(configured, remote, &state, now_ms);
+            oldest_age = oldest_age.max(age_in_use(remote, &state, now_ms));
+            remote_keys += remote.remote_keys();
+
+            let fetching = self
+                .in_flight
+                .iter()
+                .any(|f| f.source_id == remote.source_id);
+            if may_fetch && !fetching {
+                let waiting = vm
+                    .waiting
+                    .try_borrow()
+                    .is_ok_and(|w| w.waits_for(remote.source_id));
+                let reason = if waiting {
+                    FetchReason::Refetch
+                } else {
+                    FetchReason::Scheduled
+                };
+                if let Some((leased, reason)) =
+                    state.begin(self.holder, now_ms, reason, &remote.settings)
+                {
+                    if write_state(&remote.state_key, &leased, cas) {
+                        self.start(configured, vm, index, &leased, reason, now_ms);
+                    }
+                    // Whatever happened (another VM won, or the dispatch failed at once),
+                    // the waiters below go by the record as it is now.
+                    if let Some((now_state, _)) = read_state(&remote.state_key) {
+                        state = now_state;
+                    }
                 }
             }
+            let running = state.in_flight(now_ms);
+            // Requests of this set only: a fetch of another issuer's set helps them not.
+            if let Ok(mut waiting) = vm.waiting.try_borrow_mut() {
+                ready.extend(waiting.take_ready(remote.source_id, now_ms, state.attempts, running));
+            }
         }
-        let running = state.in_flight(now_ms);
-        vm.waiting
-            .try_borrow_mut()
-            .map(|mut w| w.take_ready(now_ms, state.attempts, running))
-            .unwrap_or_default()
+        // Gauges over every set in use: the oldest one's age, and the keys they add.
+        record(vm.metrics.jwks_age_seconds, oldest_age);
+        record(vm.metrics.jwks_keys, remote_keys as u64);
+        ready
     }
 
-    /// A fetch whose answer never came (the lease ran out) no longer blocks this VM.
-    fn forget_lost_fetch(&mut self, remote: &RemoteView, now_ms: u64) {
-        let lost = self
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| now_ms >= f.started_ms.saturating_add(remote.settings.lease_ms()));
-        if lost {
-            warn!("kubegate: a key set fetch got no answer within its lease; giving it up");
-            self.in_flight = None;
-        }
+    /// A fetch whose answer never came (its lease ran out) no longer blocks its set.
+    fn forget_lost_fetches(&mut self, now_ms: u64) {
+        self.in_flight.retain(|f| {
+            let lost = now_ms >= f.lease_until_ms;
+            if lost {
+                warn!("kubegate: a key set fetch got no answer within its lease; giving it up");
+            }
+            !lost
+        });
     }
 
     fn start(
         &mut self,
         configured: &Rc<Configured>,
         vm: &Vm,
+        view: usize,
         state: &FetchState,
         reason: FetchReason,
         now_ms: u64,
     ) {
-        let Some(remote) = &configured.remote else {
+        let Some(remote) = configured.remotes.get(view) else {
             return;
         };
         increment(vm.metrics.jwks_fetches);
@@ -266,19 +316,21 @@ impl Fetcher {
             KeySource::OidcIssuer { .. } if state.jwks_path.is_empty() => Step::Discovery,
             KeySource::OidcIssuer { .. } => Step::Keys(state.jwks_path.clone()),
         };
-        self.dispatch(configured, vm, step, reason, now_ms, now_ms);
+        self.dispatch(configured, vm, view, step, reason, now_ms, now_ms);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         configured: &Rc<Configured>,
         vm: &Vm,
+        view: usize,
         step: Step,
         reason: FetchReason,
         started_ms: u64,
         now_ms: u64,
     ) {
-        let Some(remote) = &configured.remote else {
+        let Some(remote) = configured.remotes.get(view) else {
             return;
         };
         let settings = &remote.settings;
@@ -290,13 +342,14 @@ impl Fetcher {
             (Step::Discovery, KeySource::Path(path)) => path.as_str(),
         };
         info!(
-            "kubegate: fetching signing keys ({}): GET {path:?} from {:?} through cluster {:?}",
+            "kubegate: fetching signing keys ({}): GET {path:?} from {:?} through cluster {:?} for issuer {:?}",
             match reason {
                 FetchReason::Scheduled => "scheduled",
                 FetchReason::Refetch => "a token names an unknown key",
             },
             settings.authority,
-            settings.cluster
+            settings.cluster,
+            remote.issuer
         );
         let headers = vec![
             (":method", "GET"),
@@ -315,8 +368,11 @@ impl Fetcher {
             Duration::from_millis(settings.timeout_ms),
         ) {
             Ok(token) => {
-                self.in_flight = Some(InFlight {
+                self.in_flight.push(InFlight {
                     token,
+                    view,
+                    source_id: remote.source_id,
+                    lease_until_ms: started_ms.saturating_add(settings.lease_ms()),
                     step,
                     reason,
                     started_ms,
@@ -328,12 +384,12 @@ impl Fetcher {
                     "{status:?} (is {:?} an Envoy cluster?)",
                     settings.cluster
                 ));
-                self.finish_failed(configured, vm, &failure, now_ms);
+                self.finish_failed(vm, remote, &failure, now_ms);
             }
         }
     }
 
-    /// The answer to this VM's fetch (on the root context).
+    /// The answer to one of this VM's fetches (on the root context).
     pub(super) fn on_response(
         &mut self,
         vm: &Vm,
@@ -342,11 +398,12 @@ impl Fetcher {
         body_size: usize,
         now_ms: u64,
     ) {
-        let Some(in_flight) = self.in_flight.take_if(|f| f.token == token) else {
+        let Some(position) = self.in_flight.iter().position(|f| f.token == token) else {
             return;
         };
+        let in_flight = self.in_flight.swap_remove(position);
         let configured = in_flight.configured;
-        let Some(remote) = &configured.remote else {
+        let Some(remote) = configured.remotes.get(in_flight.view) else {
             return;
         };
         let settings = &remote.settings;
@@ -366,40 +423,41 @@ impl Fetcher {
                     Ok(path) => self.dispatch(
                         &configured,
                         vm,
+                        in_flight.view,
                         Step::Keys(path),
                         in_flight.reason,
                         in_flight.started_ms,
                         now_ms,
                     ),
-                    Err(failure) => self.finish_failed(&configured, vm, &failure, now_ms),
+                    Err(failure) => self.finish_failed(vm, remote, &failure, now_ms),
                 }
             }
             Step::Keys(path) => {
                 let parsed = answer.and_then(|body| {
-                    parse_key_set(&body, &configured.inline_keys).map(|parsed| (body, parsed))
+                    parse_key_set(&body, inline_keys(&configured, remote)?)
+                        .map(|parsed| (body, parsed))
                 });
                 match parsed {
                     Ok((body, parsed)) => {
-                        self.finish_succeeded(&configured, vm, &body, parsed, &path, now_ms)
+                        self.finish_succeeded(&configured, vm, remote, &body, parsed, &path, now_ms)
                     }
-                    Err(failure) => self.finish_failed(&configured, vm, &failure, now_ms),
+                    Err(failure) => self.finish_failed(vm, remote, &failure, now_ms),
                 }
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn finish_succeeded(
         &mut self,
         configured: &Configured,
         vm: &Vm,
+        remote: &RemoteView,
         body: &[u8],
         parsed: ParsedKeySet,
         path: &str,
         now_ms: u64,
     ) {
-        let Some(remote) = &configured.remote else {
-            return;
-        };
         let settings = &remote.settings;
         let hash = content_hash(body);
         // Only a discovered path is remembered; a configured one is in the settings.
@@ -427,27 +485,19 @@ impl Fetcher {
             increment(vm.metrics.jwks_updates);
         }
         info!(
-            "kubegate: signing keys fetched: {} remote key(s){}",
+            "kubegate: signing keys fetched: {} remote key(s){} for issuer {:?}",
             parsed.remote_keys,
             if changed {
                 ", a new set"
             } else {
                 ", unchanged"
-            }
+            },
+            remote.issuer
         );
         install(configured, remote, parsed, hash);
     }
 
-    fn finish_failed(
-        &mut self,
-        configured: &Configured,
-        vm: &Vm,
-        failure: &FetchFailure,
-        now_ms: u64,
-    ) {
-        let Some(remote) = &configured.remote else {
-            return;
-        };
+    fn finish_failed(&mut self, vm: &Vm, remote: &RemoteView, failure: &FetchFailure, now_ms: u64) {
         let settings = &remote.settings;
         increment(vm.metrics.jwks_fetch_failures);
         let reason = failure.to_string();
@@ -466,15 +516,27 @@ impl Fetcher {
                 settings.max_stale_seconds
             )
         } else {
-            "no remote key set is in use: requests that need one are answered 503".to_string()
+            "no remote key set is in use for this issuer: its requests that need one are answered 503".to_string()
         };
         warn!(
-            "kubegate: fetching signing keys from {:?} through cluster {:?} failed: {reason}; {consequence}; next try in {} s",
+            "kubegate: fetching signing keys from {:?} through cluster {:?} for issuer {:?} failed: {reason}; {consequence}; next try in {} s",
             settings.authority,
             settings.cluster,
+            remote.issuer,
             state.next_fetch_ms.saturating_sub(now_ms) / 1000
         );
     }
+}
+
+/// The configured keys of a set's authenticator: what its fetched keys are added to.
+fn inline_keys<'c>(
+    configured: &'c Configured,
+    remote: &RemoteView,
+) -> Result<&'c KeySet, FetchFailure> {
+    configured
+        .inline_keys
+        .get(remote.authenticator)
+        .ok_or_else(|| FetchFailure::Unusable("no such authenticator".into()))
 }
 
 /// Adopts the published set if it is new to this VM, or drops the set in use once it
@@ -488,7 +550,8 @@ fn adopt_published(
     if !state.usable(now, &remote.settings) {
         if remote.in_use() {
             warn!(
-                "kubegate: the remote key set was last confirmed {} s ago, more than max_stale_seconds ({}): its keys are no longer accepted",
+                "kubegate: the remote key set of issuer {:?} was last confirmed {} s ago, more than max_stale_seconds ({}): its keys are no longer accepted",
+                remote.issuer,
                 state.age_seconds(now),
                 remote.settings.max_stale_seconds
             );
@@ -515,20 +578,24 @@ fn adopt_published(
     if hash == adopted_hash {
         return false;
     }
-    match parse_key_set(&body, &configured.inline_keys) {
+    match inline_keys(configured, remote).and_then(|inline| parse_key_set(&body, inline)) {
         Ok(parsed) => {
             install(configured, remote, parsed, hash);
             true
         }
         Err(failure) => {
-            warn!("kubegate: the published key set is not usable here: {failure}");
+            warn!(
+                "kubegate: the published key set is not usable for issuer {:?}: {failure}",
+                remote.issuer
+            );
             false
         }
     }
 }
 
-/// Puts a set's keys in use. Tokens verified with the old set are forgotten: a key
-/// that left the set must stop being accepted at once, cached or not.
+/// Puts a set's keys in use, in its own authenticator only. Tokens verified with the old
+/// set are forgotten: a key that left the set must stop being accepted at once, cached
+/// or not.
 fn install(configured: &Configured, remote: &RemoteView, parsed: ParsedKeySet, hash: String) {
     let Ok(mut adopted) = remote.adopted.try_borrow_mut() else {
         return;
@@ -540,9 +607,15 @@ fn install(configured: &Configured, remote: &RemoteView, parsed: ParsedKeySet, h
     let Ok(mut config) = configured.config.try_borrow_mut() else {
         return;
     };
+    let Some(authenticator) = config.authenticators.get_mut(remote.authenticator) else {
+        return;
+    };
     let kids: Vec<&str> = parsed.combined.kids().collect();
-    info!("kubegate: signing keys in use now: {kids:?}");
-    config.keys = parsed.combined;
+    info!(
+        "kubegate: signing keys in use now: {kids:?} for issuer {:?}",
+        remote.issuer
+    );
+    authenticator.keys = parsed.combined;
     if let Ok(mut cache) = configured.cache.try_borrow_mut() {
         cache.clear();
     }
@@ -551,10 +624,19 @@ fn install(configured: &Configured, remote: &RemoteView, parsed: ParsedKeySet, h
     adopted.remote_keys = parsed.remote_keys;
 }
 
+/// Takes a stale set out of its authenticator's keys (its inline keys stay).
 fn uninstall(configured: &Configured, remote: &RemoteView) {
-    if let Ok(mut config) = configured.config.try_borrow_mut() {
-        config.keys = configured.inline_keys.clone();
+    let Ok(mut config) = configured.config.try_borrow_mut() else {
+        // Still marked in use, so the next poll tries again.
+        return;
+    };
+    if let (Some(authenticator), Some(inline)) = (
+        config.authenticators.get_mut(remote.authenticator),
+        configured.inline_keys.get(remote.authenticator),
+    ) {
+        authenticator.keys = inline.clone();
     }
+    drop(config);
     if let Ok(mut cache) = configured.cache.try_borrow_mut() {
         cache.clear();
     }

@@ -51,7 +51,7 @@ pub fn jwks_path(document: &[u8], issuer: &str, authority: &str) -> Result<Strin
         split_https_url(uri).map_err(|problem| format!("jwks_uri {shown:?}: {problem}"))?;
     if normalize_authority(&uri_authority) != normalize_authority(authority) {
         return Err(format!(
-            "jwks_uri {shown:?} is not on {authority:?}, the authority the cluster serves; configure remote_jwks.path with a cluster for that host instead"
+            "jwks_uri {shown:?} is not on {authority:?}, the authority the cluster serves; configure keys.remote.path with a cluster for that host instead"
         ));
     }
     if !super::settings::is_request_path(&path) {

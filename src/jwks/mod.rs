@@ -1,4 +1,4 @@
-//! Remote signing keys (`jwt.remote_jwks`): fetched from the identity provider through an
+//! Remote signing keys (`jwt[].keys.remote`): fetched from the identity provider through an
 //! Envoy cluster, shared by all of the proxy's VMs, refreshed on a timer, refetched
 //! (rate-limited) when a token names an unknown key.
 //!

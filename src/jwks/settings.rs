@@ -1,5 +1,5 @@
-//! The compiled `jwt.remote_jwks` configuration: where the key set comes from and how
-//! often, with the bounds config.rs enforces.
+//! One authenticator's compiled `keys.remote`: where its key set comes from and how
+//! often, with the bounds src/authn/keys.rs enforces.
 
 /// Where the JWKS document is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +91,13 @@ impl RemoteJwksSettings {
     /// from, so VMs (and plugins sharing a vm_id) fetching the same set share one
     /// fetch, and a reconfiguration to another source never adopts the old set.
     pub fn shared_key_prefix(&self) -> String {
+        format!("kubegate.jwks.{:016x}", self.source_id())
+    }
+
+    /// A number naming where the keys come from (cluster, authority, path or issuer):
+    /// equal for two configurations, or two authenticators, that fetch the same set.
+    /// Requests waiting for a set are filed under it.
+    pub fn source_id(&self) -> u64 {
         let source = match &self.source {
             KeySource::Path(path) => format!("path\0{path}"),
             KeySource::OidcIssuer { issuer, .. } => format!("oidc\0{issuer}"),
@@ -98,7 +105,7 @@ impl RemoteJwksSettings {
         let digest = hmac_sha256::Hash::hash(
             format!("{}\0{}\0{source}", self.cluster, self.authority).as_bytes(),
         );
-        format!("kubegate.jwks.{}", hex(&digest[..8]))
+        u64::from_be_bytes(digest.first_chunk().copied().unwrap_or_default())
     }
 
     /// Shared-data key of the small coordination record (coordination.rs).
@@ -209,6 +216,15 @@ mod tests {
         assert_eq!(
             a.state_key().len(),
             "kubegate.jwks.".len() + 16 + ".state".len()
+        );
+        let mut slower = a.clone();
+        slower.poll_interval_ms = 5_000;
+        assert_eq!(a.source_id(), slower.source_id());
+        assert_ne!(a.source_id(), b.source_id());
+        assert_ne!(a.source_id(), c.source_id());
+        assert_eq!(
+            a.shared_key_prefix(),
+            format!("kubegate.jwks.{:016x}", a.source_id())
         );
     }
 
