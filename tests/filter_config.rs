@@ -31,6 +31,13 @@ fn every_example_in_filter_config_loads() {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        // cel-*.json are for kubegate-cel.wasm: this build refuses them, naming that module.
+        if name.starts_with("cel-") && !kubegate::expression::AVAILABLE {
+            let e = Config::parse(&bytes, &env).unwrap_err().to_string();
+            assert!(e.contains("kubegate-cel.wasm"), "{name}: {e}");
+            continue;
+        }
         let config = Config::parse(&bytes, &env)
             .unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
         assert!(!config.routes.is_empty());

@@ -168,7 +168,9 @@ fn check_claim_rule(rule: &ClaimRule, claims: &Claims) -> Result<(), AuthnError>
                 "required claim {claim:?} is not present in the token"
             ))),
             Some(Value::String(value)) if value == required_value => Ok(()),
-            Some(Value::String(_)) => Err(AuthnError::ClaimRule(format!(
+            // Go decodes null into a string as "", and the API server compares that.
+            Some(Value::Null) if required_value.is_empty() => Ok(()),
+            Some(Value::String(_) | Value::Null) => Err(AuthnError::ClaimRule(format!(
                 "required claim {claim:?} does not have the required value"
             ))),
             Some(_) => Err(AuthnError::ClaimRule(format!(
