@@ -1199,14 +1199,11 @@ fn a_configuration_with_only_remote_keys_is_valid_with_defaults() {
 #[test]
 fn the_envoy_and_istio_examples_remote_keys_parse() {
     // As envoy-examples/envoy/in-cluster.yaml and istio/wasmplugin.yaml write it.
-    for cluster in [
-        "pomerium_jwks",
-        "outbound|443||authenticate.localhost.pomerium.io",
-    ] {
+    for cluster in ["pomerium", "outbound|443||k8s.localhost.pomerium.io"] {
         let remote = remote_of(
             parse(json!({
                 "cluster": cluster,
-                "authority": "authenticate.localhost.pomerium.io",
+                "authority": "k8s.localhost.pomerium.io",
                 "path": "/.well-known/pomerium/jwks.json",
                 "refresh_seconds": 300,
                 "timeout_ms": 5000

@@ -1,6 +1,7 @@
 //! gate::decide as a whole: hostile headers in any case and repetition, raw or validly
 //! signed tokens with fuzzer-chosen claims, in the Authorization header and/or the session
-//! cookie, any method, path and host. Never panics; a refusal is a 401/403/404 Status; an
+//! cookie, any method, path and host. Never panics; a refusal is a 401/403/404 Status (as
+//! text for client-go's discovery requests, as src/status.rs answers them); an
 //! allowed request carries a token we signed, and after Envoy applies the plan the upstream
 //! sees only the service account's credentials and impersonation headers equal to the
 //! verified claims; the log line never holds the token; the deny rules (kube-system paths,
@@ -128,7 +129,7 @@ fn session_token(claims: Value) -> String {
 /// change to gate.rs): an encoded kube-system path must then be denied.
 fn gate_normalises_paths(config: &Config) -> bool {
     let token = session_token(json!({
-        "iss": ISSUER, "aud": AUDIENCE, "email": "probe@example.com", "exp": NOW + 300
+        "iss": ISSUER, "aud": AUDIENCE, "email": "probe@example.com", "sub": "probe", "exp": NOW + 300
     }));
     let headers = vec![
         (":method".to_string(), "GET".to_string()),
@@ -141,6 +142,49 @@ fn gate_normalises_paths(config: &Config) -> bool {
     ];
     let decision = decide(config, &mut VerifiedTokenCache::new(0), &headers, NOW);
     matches!(decision.outcome, Outcome::Refuse(_))
+}
+
+/// Whether client-go's discovery client made the request (src/status.rs answers these with
+/// text, which it prints, instead of a Status it cannot decode): the discovery and version
+/// roots, with or without a trailing slash or a query, or an Accept naming aggregated
+/// discovery.
+fn is_discovery(path: &str, accept: &str) -> bool {
+    let path = path.split('?').next().unwrap_or_default();
+    let path = path.strip_suffix('/').unwrap_or(path);
+    matches!(path, "/api" | "/apis" | "/version") || accept.contains("apidiscovery.k8s.io")
+}
+
+/// A refusal's body and content type are exactly one of the two forms src/status.rs
+/// produces: the message as one line of text for discovery requests, else a v1 Status JSON
+/// that carries the code and the message.
+fn check_refusal_body(refusal: &kubegate::status::Refusal, path: &str, accept: &str) {
+    let content_type = refusal
+        .headers()
+        .into_iter()
+        .find(|(name, _)| *name == "content-type")
+        .map(|(_, value)| value)
+        .expect("a refusal has a content type");
+    let body = refusal.body();
+    if is_discovery(path, accept) {
+        assert!(
+            refusal.plain_text,
+            "a discovery request refused with JSON: {path:?}"
+        );
+        assert_eq!(body, format!("{}\n", refusal.message));
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+    } else {
+        assert!(
+            !refusal.plain_text,
+            "refused with text: {path:?} {accept:?}"
+        );
+        let status: Value = serde_json::from_str(&body).expect("Status JSON");
+        assert_eq!(status["kind"], "Status");
+        assert_eq!(status["apiVersion"], "v1");
+        assert_eq!(status["status"], "Failure");
+        assert_eq!(status["code"], json!(refusal.code));
+        assert_eq!(status["message"], json!(refusal.message));
+        assert_eq!(content_type, "application/json");
+    }
 }
 
 fuzz_target!(|input: Input| {
@@ -247,6 +291,12 @@ fuzz_target!(|input: Input| {
         }
     }
 
+    // The gate chooses the refusal's format by the first Accept header, in any letter case.
+    let accept = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("accept"))
+        .map_or("", |(_, v)| v.as_str());
+
     GATE.with(|(config, cache, normalises)| {
         for _ in 0..=(input.repeat % 3) {
             let decision = decide(config, &mut cache.borrow_mut(), &headers, NOW);
@@ -262,8 +312,7 @@ fuzz_target!(|input: Input| {
             match decision.outcome {
                 Outcome::Refuse(refusal) => {
                     assert!(matches!(refusal.code, 401 | 403 | 404), "{}", refusal.code);
-                    let body: Value = serde_json::from_str(&refusal.body()).expect("Status JSON");
-                    assert_eq!(body["kind"], "Status");
+                    check_refusal_body(&refusal, &path, accept);
                 }
                 Outcome::Allow(plan) => {
                     let (token, claims) = signed.as_ref().expect("allowed without a signed token");
@@ -276,6 +325,13 @@ fuzz_target!(|input: Input| {
                     assert_eq!(
                         values(&forwarded, "impersonate-user"),
                         vec![claims["email"].as_str().expect("a user")]
+                    );
+                    // The API server's rule for a username from `email`: email_verified is
+                    // absent or true.
+                    assert!(
+                        matches!(claims.get("email_verified"), None | Some(Value::Bool(true))),
+                        "allowed with email_verified {:?}",
+                        claims.get("email_verified")
                     );
                     let groups: Vec<&str> = match &claims["groups"] {
                         Value::Array(list) => list

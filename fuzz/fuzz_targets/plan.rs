@@ -40,6 +40,7 @@ fuzz_target!(|input: Input| {
     let headers: Vec<(String, String)> = input.headers.iter().map(FuzzHeader::render).collect();
     let identity = Identity {
         user: input.user,
+        unprefixed_groups: input.groups.clone(),
         groups: input.groups,
         uid: input.uid,
         extra: input.extra,

@@ -2,7 +2,8 @@
 """Regenerates fuzz/seeds/ from the shared test vectors and filter-config/ (run from fuzz/).
 
 The seeds stay small on purpose: a few dozen files per target. libFuzzer reads them as a
-read-only corpus next to the working corpus in fuzz/corpus/ (not committed).
+read-only corpus next to the working corpus in fuzz/corpus/ (not committed). Each target's
+folder is replaced as a whole, so seeds of configurations that changed shape do not linger.
 """
 import hashlib
 import json
@@ -16,14 +17,27 @@ if len(sys.argv) > 1:
     TESTDATA = sys.argv[1]
 
 
+# target -> {file name: bytes}; written at the end, once every input has been read.
+SEEDS = {}
+
+
 def write(target, data):
-    folder = os.path.join(HERE, target)
-    os.makedirs(folder, exist_ok=True)
     if isinstance(data, str):
         data = data.encode()
     name = hashlib.sha1(data).hexdigest()[:16]
-    with open(os.path.join(folder, name), "wb") as f:
-        f.write(data)
+    SEEDS.setdefault(target, {})[name] = data
+
+
+def flush():
+    for target, files in sorted(SEEDS.items()):
+        folder = os.path.join(HERE, target)
+        os.makedirs(folder, exist_ok=True)
+        for old in os.listdir(folder):
+            if old not in files:
+                os.remove(os.path.join(folder, old))
+        for name, data in files.items():
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(data)
 
 
 def load(*path):
@@ -83,3 +97,5 @@ for name in configs:
                              (b"DELETE", b"/api/v1/namespaces/kube-system/secrets/x")]:
             write("policy", b"\x00".join([policy, b'{"sub":"u1","email":"a@example.com","groups":["dev"]}',
                                           method, path, b"a@example.com", b"dev,ops"]))
+
+flush()

@@ -16,6 +16,9 @@ pub const SESSION_COOKIE: &str = "_session";
 pub const NOW: u64 = 1_700_000_000;
 pub const ISSUER: &str = "https://issuer.example";
 pub const AUDIENCE: &str = "k8s.example.com";
+/// The Impersonate-Extra key the gate configuration maps from the `project` claim (extra
+/// keys are lower case, as the API server requires).
+pub const EXTRA_KEY: &str = "acme.com/project";
 
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -28,9 +31,9 @@ pub fn sign_hs256(header: &[u8], payload: &[u8]) -> String {
     format!("{signing_input}.{}", b64(&mac))
 }
 
-/// The configuration the gate target runs: the HMAC key, a header and a cookie source,
-/// identity with uid and an extra, a policy that allows example.com and denies kube-system
-/// and DELETE.
+/// The configuration the gate target runs: one authenticator (the HMAC key, a header and a
+/// cookie source, username from email, groups, uid from sub, one extra from a claim), a
+/// policy that allows example.com and denies kube-system and DELETE.
 pub fn gate_config_json() -> String {
     serde_json::json!({
         "routes": [
@@ -51,19 +54,22 @@ pub fn gate_config_json() -> String {
                 "kubernetes_service_account_token": SA_TOKEN
             }
         ],
-        "jwt": {
-            "issuer": ISSUER,
-            "audiences": [AUDIENCE],
-            "hmac_secrets": [{"kid": HMAC_KID, "alg": "HS256", "secret_base64": b64(HMAC_SECRET)}],
-            "from": [{"header": "authorization", "prefix": "Bearer "}, {"cookie": SESSION_COOKIE}],
-            "cache_entries": 8
-        },
-        "identity": {
-            "user_claim": "email",
-            "groups_claim": "groups",
-            "uid_claim": "sub",
-            "extra_claims": {"acme.com/Project": "project"}
-        }
+        "jwt": [
+            {
+                "issuer": {"url": ISSUER, "audiences": [AUDIENCE]},
+                "claimMappings": {
+                    "username": {"claim": "email", "prefix": ""},
+                    "groups": {"claim": "groups", "prefix": ""},
+                    "uid": {"claim": "sub"}
+                },
+                "keys": {
+                    "hmac": [{"kid": HMAC_KID, "alg": "HS256", "secret_base64": b64(HMAC_SECRET)}]
+                },
+                "from": [{"header": "authorization", "prefix": "Bearer "}, {"cookie": SESSION_COOKIE}],
+                "extra_claims": {EXTRA_KEY: "project"}
+            }
+        ],
+        "token_cache_entries": 8
     })
     .to_string()
 }

@@ -26,7 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 KEY_FILE = REPO / "build/envoy/dev-hmac.b64"
-# Must agree with the "jwt" block of envoy-examples/envoy/local-standin*.yaml.
+# Must agree with the "jwt" authenticator of envoy-examples/envoy/local-standin*.yaml
+# (issuer.url, issuer.audiences, keys.hmac[0].kid).
 ISSUER = "https://kubegate.localhost"
 AUDIENCE = "k8s.localhost.pomerium.io"
 

@@ -94,21 +94,36 @@ def test_configurations_are_extracted_for_the_rust_parser(tmp_path):
     assert [line.split("\t")[0] for line in index] == files
     for f in files:
         conf = json.loads((tmp_path / f).read_text())
-        assert set(conf) <= {"routes", "jwt", "identity", "realm"}
+        assert set(conf) <= envoy_check.KUBEGATE_TOP_LEVEL
+        assert isinstance(conf["jwt"], list) and conf["jwt"]
         assert conf["routes"][0]["kubernetes_service_account_token_env"] == "KUBEGATE_SA_TOKEN"
     # The Istio and the in-cluster Envoy configuration differ only in the JWKS cluster name.
     envoy_conf = json.loads((tmp_path / "envoy-in-cluster.json").read_text())
     istio_conf = json.loads((tmp_path / "istio-wasmplugin-kubegate.json").read_text())
-    assert istio_conf["jwt"]["remote_jwks"].pop("cluster") == "outbound|443||authenticate.localhost.pomerium.io"
-    assert envoy_conf["jwt"]["remote_jwks"].pop("cluster") == "pomerium_jwks"
+    assert istio_conf["jwt"][0]["keys"]["remote"].pop("cluster") == "outbound|443||k8s.localhost.pomerium.io"
+    assert envoy_conf["jwt"][0]["keys"]["remote"].pop("cluster") == "pomerium"
     assert istio_conf == envoy_conf
 
 
 def test_seed_pomerium_route_is_mirrored():
-    conf = kubegate_conf(rendered("in-cluster.yaml"))
+    doc = rendered("in-cluster.yaml")
+    conf = kubegate_conf(doc)
     route = conf["routes"][0]
     assert route["from"] == "https://k8s.localhost.pomerium.io"
     assert route["policy"] == [{"allow": {"or": [{"domain": {"is": "pomerium.com"}}]}}]
+    # kubegate behind Pomerium, as filter-config/pomerium.json: Pomerium's assertion header,
+    # iss and aud the route host, keys from /.well-known/pomerium/jwks.json on the route host
+    # through the cluster `pomerium`.
+    (authn,) = conf["jwt"]
+    model = json.loads((REPO / "filter-config/pomerium.json").read_text())["jwt"][0]
+    for key in ("issuer", "issuer_host_only", "from"):
+        assert authn[key] == model[key], key
+    assert authn["issuer"] == {"url": "k8s.localhost.pomerium.io", "audiences": ["k8s.localhost.pomerium.io"]}
+    remote = authn["keys"]["remote"]
+    assert (remote["cluster"], remote["path"]) == (model["keys"]["remote"]["cluster"], model["keys"]["remote"]["path"])
+    assert "authority" not in remote  # the default: the issuer's host, which is the route host
+    tls = cluster(doc, "pomerium")["transport_socket"]["typed_config"]
+    assert tls["sni"] == "k8s.localhost.pomerium.io"
 
 
 def test_templates_use_only_names_the_renderer_knows():
@@ -261,15 +276,45 @@ def test_kubegate_wiring_rules(mutate, needle):
     assert has(errors, needle), (needle, errors)
 
 
-def test_remote_jwks_cluster_must_exist_and_use_tls():
+def test_remote_keys_cluster_must_exist_and_use_tls():
     d = rendered("in-cluster.yaml")
     conf = kubegate_conf(d)
-    conf["jwt"]["remote_jwks"]["cluster"] = "idp"
+    conf["jwt"][0]["keys"]["remote"]["cluster"] = "idp"
     set_conf(d, conf)
-    assert has(errors_of(d), "no Envoy cluster named 'idp'")
+    assert has(errors_of(d), "jwt[0].keys.remote.cluster: no Envoy cluster named 'idp'")
     d = rendered("in-cluster.yaml")
-    cluster(d, "pomerium_jwks").pop("transport_socket")
+    cluster(d, "pomerium").pop("transport_socket")
     assert has(errors_of(d), "signing keys fetched without TLS")
+
+
+def test_every_authenticator_is_checked():
+    d = rendered("in-cluster.yaml")
+    conf = kubegate_conf(d)
+    second = copy.deepcopy(conf["jwt"][0])
+    second["issuer"] = {"url": "https://idp.example.com", "audiences": ["kubernetes"]}
+    second.pop("issuer_host_only")
+    second["keys"] = {"remote": {"cluster": "idp"}}
+    conf["jwt"].append(second)
+    set_conf(d, conf)
+    assert has(errors_of(d), "jwt[1].keys.remote.cluster: no Envoy cluster named 'idp'")
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda c: c.update(jwt=c["jwt"][0]), "jwt: a list of authenticators"),
+    (lambda c: c.update(jwt=[]), "jwt: a list of authenticators"),
+    (lambda c: c.update(identity={"user_claim": "email"}), "unknown top-level fields ['identity']"),
+    (lambda c: c["jwt"][0].update(keys={}), "jwt[0].keys: no key source"),
+    (lambda c: c["jwt"][0]["keys"].update(hmac=[{"kid": "dev", "alg": "HS256", "secret_env": "DEV_HMAC"}]),
+     "jwt[0].keys.hmac[0].secret_env: 'DEV_HMAC' is not handed to the VM"),
+], ids=lambda x: x if isinstance(x, str) else "")
+def test_kubegate_configuration_shape(mutate, needle):
+    d = rendered("local-standin.yaml")
+    conf = kubegate_conf(d)
+    assert envoy_check.config_errors(conf, {"KUBEGATE_SA_TOKEN"}, None) == []
+    mutate(conf)
+    set_conf(d, conf)
+    errors = errors_of(d)
+    assert has(errors, needle), (needle, errors)
 
 
 def test_skip_verify_is_only_accepted_in_its_own_file():
@@ -478,8 +523,10 @@ def test_dev_token_is_a_valid_hs256_jwt_for_the_local_example():
     assert base64.urlsafe_b64decode(pad(sig)) == expect
     claims = json.loads(base64.urlsafe_b64decode(pad(body)))
     conf = kubegate_conf(rendered("local-standin.yaml"))
-    assert claims["iss"] == conf["jwt"]["issuer"]
-    assert claims["aud"] in conf["jwt"]["audiences"]
+    (authn,) = conf["jwt"]
+    assert claims["iss"] == authn["issuer"]["url"]
+    assert claims["aud"] in authn["issuer"]["audiences"]
+    assert json.loads(base64.urlsafe_b64decode(pad(head)))["kid"] == authn["keys"]["hmac"][0]["kid"]
     assert claims["email"].endswith("@example.com")  # the local policy: domain is example.com
     assert claims["exp"] - claims["iat"] == 300
     assert json.loads(base64.urlsafe_b64decode(pad(head)))["alg"] == "HS256"

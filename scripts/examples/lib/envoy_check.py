@@ -37,7 +37,8 @@ UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 STRING_VALUE = "google.protobuf.StringValue"
-KUBEGATE_TOP_LEVEL = {"routes", "jwt", "identity", "realm"}
+KUBEGATE_TOP_LEVEL = {"routes", "jwt", "max_token_bytes", "token_cache_entries", "realm"}
+KEY_SOURCES = ("jwks", "pem", "hmac", "remote")
 
 
 @dataclass
@@ -605,20 +606,33 @@ def config_errors(conf: dict, exposed_env: set[str], clusters: set[str] | None,
         if len(routes) > 1 and "from" not in r:
             out.append(f"routes[{i}].from: required when there is more than one route")
     jwt = conf.get("jwt")
-    if not isinstance(jwt, dict):
-        out.append("jwt: required")
+    if not isinstance(jwt, list) or not jwt:
+        out.append("jwt: a list of authenticators (one per issuer), at least one")
         return out
-    remote = jwt.get("remote_jwks")
-    if remote is not None:
-        name = remote.get("cluster") if isinstance(remote, dict) else None
-        if not name:
-            out.append("jwt.remote_jwks.cluster: required")
-        elif clusters is not None and name not in clusters:
-            out.append(f"jwt.remote_jwks.cluster: no Envoy cluster named {name!r}")
-        elif jwks_clusters is not None:
-            jwks_clusters.add(name)
-    if not any(k in jwt for k in ("jwks", "pem_keys", "hmac_secrets", "remote_jwks")):
-        out.append("jwt: no key source (jwks, pem_keys, hmac_secrets or remote_jwks)")
+    for i, entry in enumerate(jwt):
+        at = f"jwt[{i}]"
+        if not isinstance(entry, dict):
+            out.append(f"{at}: must be an object")
+            continue
+        keys = entry.get("keys")
+        if not isinstance(keys, dict) or not any(k in keys for k in KEY_SOURCES):
+            out.append(f"{at}.keys: no key source ({', '.join(KEY_SOURCES)})")
+            continue
+        hmac = keys.get("hmac")
+        for j, secret in enumerate(hmac if isinstance(hmac, list) else []):
+            name = secret.get("secret_env") if isinstance(secret, dict) else None
+            if name is not None and name not in exposed_env:
+                out.append(f"{at}.keys.hmac[{j}].secret_env: {name!r} is not handed to the VM "
+                           f"(exposed: {sorted(exposed_env)})")
+        remote = keys.get("remote")
+        if remote is not None:
+            name = remote.get("cluster") if isinstance(remote, dict) else None
+            if not name:
+                out.append(f"{at}.keys.remote.cluster: required")
+            elif clusters is not None and name not in clusters:
+                out.append(f"{at}.keys.remote.cluster: no Envoy cluster named {name!r}")
+            elif jwks_clusters is not None:
+                jwks_clusters.add(name)
     return out
 
 

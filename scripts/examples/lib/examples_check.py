@@ -47,7 +47,7 @@ TEST_VALUES = {
     "KUBEGATE_UPSTREAM_PORT": "6443",
     "KUBEGATE_UPSTREAM_CA": "/etc/kubegate/upstream-ca.crt",
     "KUBEGATE_UPSTREAM_SAN": "localhost",
-    "KUBEGATE_JWKS_ADDRESS": "authenticate.localhost.pomerium.io",
+    "KUBEGATE_JWKS_ADDRESS": "k8s.localhost.pomerium.io",
     "KUBEGATE_JWKS_PORT": "443",
     "KUBEGATE_JWKS_CA": "/etc/ssl/certs/ca-certificates.crt",
     "KUBEGATE_ADMIN_PORT": "9901",
@@ -75,9 +75,20 @@ def wasmplugin_crd() -> crd_check.CRD:
 
 
 def token_env_names(conf: dict) -> list[str]:
-    routes = conf.get("routes") if isinstance(conf, dict) else None
-    return [r["kubernetes_service_account_token_env"] for r in routes or []
-            if isinstance(r, dict) and isinstance(r.get("kubernetes_service_account_token_env"), str)]
+    """The environment variables a kubegate configuration reads: the routes' service-account
+    tokens and the authenticators' HMAC secrets (keys.hmac[].secret_env)."""
+    if not isinstance(conf, dict):
+        return []
+    routes = conf.get("routes")
+    names = [r["kubernetes_service_account_token_env"] for r in routes or []
+             if isinstance(r, dict) and isinstance(r.get("kubernetes_service_account_token_env"), str)]
+    jwt = conf.get("jwt")
+    for entry in jwt if isinstance(jwt, list) else []:
+        keys = entry.get("keys") if isinstance(entry, dict) else None
+        hmac = keys.get("hmac") if isinstance(keys, dict) else None
+        names += [s["secret_env"] for s in (hmac if isinstance(hmac, list) else [])
+                  if isinstance(s, dict) and isinstance(s.get("secret_env"), str)]
+    return names
 
 
 def is_bootstrap(path: Path, text: str) -> bool:

@@ -48,7 +48,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "KUBEGATE_UPSTREAM_ADDRESS": "kubernetes.default.svc",
         "KUBEGATE_UPSTREAM_PORT": "443",
         "KUBEGATE_UPSTREAM_CA": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-        "KUBEGATE_JWKS_ADDRESS": "authenticate.localhost.pomerium.io",
+        "KUBEGATE_JWKS_ADDRESS": "k8s.localhost.pomerium.io",
         "KUBEGATE_JWKS_PORT": "443",
         "KUBEGATE_JWKS_CA": "/etc/ssl/certs/ca-certificates.crt",
         "KUBEGATE_ADMIN_PORT": "9901",
