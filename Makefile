@@ -105,10 +105,16 @@ bench: build
 # fuzz/run.sh prints executions and coverage per target. cargo-fuzz is installed if missing; the stable toolchain runs it with
 # RUSTC_BOOTSTRAP=1 (set by the script).
 FUZZ_SECONDS ?= 20
-.PHONY: fuzz
+.PHONY: fuzz fuzz-ci
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	FUZZ_SECONDS=$(FUZZ_SECONDS) CARGO=$(CARGO) fuzz/run.sh
+
+# What CI runs after the tests: every target over its committed seeds, then 15 s of search
+# each, so a stale invariant or a crash fails the build instead of waiting for `make fuzz`.
+fuzz-ci:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	FUZZ_SECONDS=15 FUZZ_SEEDS_ONLY=1 CARGO=$(CARGO) fuzz/run.sh
 
 # ---- Envoy / Istio / Kubernetes examples (envoy-examples/) -------------------------------
 # Python tooling for the examples lives in its own venv under build/, pinned by
