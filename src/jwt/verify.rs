@@ -735,8 +735,18 @@ mod tests {
                 "{typ}"
             );
         }
-        let header = format!(r#"{{"alg":"HS256","kid":"{KID}","typ":1}}"#);
-        assert!(verify_hs256(&header, &payload).is_err());
+        for header in [
+            format!(r#"{{"alg":"HS256","kid":"{KID}","typ":1}}"#),
+            format!(r#"{{"alg":"HS256","kid":"{KID}","x5t":5}}"#),
+        ] {
+            assert_eq!(
+                verify_hs256(&header, &payload),
+                Err(JwtError::UnsupportedHeader(
+                    "a header member has an unexpected type"
+                )),
+                "{header}"
+            );
+        }
     }
 
     #[test]
