@@ -1,10 +1,22 @@
-//! Claim checks on a verified payload (RFC 7519 section 4.1), on the caller's clock.
+//! Claim checks (RFC 7519 section 4.1) on the caller's clock: the cheap refusals
+//! `verify` runs before jwt-simple, and the whole check on a verified-token cache
+//! hit, where no signature (and so no jwt-simple) runs.
+//!
+//! jwt-simple checks the same times, `iss` and `aud` again after the signature
+//! (signature.rs); these rules are stricter where it is lenient:
+//! - `exp` is required (jwt-simple accepts a token without one; the Kubernetes
+//!   API server refuses it too);
+//! - NumericDate claims (`exp`, `nbf`, `iat`) must be non-negative JSON integers:
+//!   jwt-simple truncates floats; strings, floats, negatives and numbers beyond u64
+//!   are refused here rather than rounded;
+//! - `aud` is a string or a list of strings, and the registered string claims are
+//!   strings ([`check_registered_types`]): jwt-simple finds out only after the
+//!   signature, as an unreadable payload;
+//! - the rules run before any signature work, which jwt-simple's order does not.
 //!
 //! Time comes only from the `now` argument (the proxy's clock), never from the
-//! system. NumericDate claims (`exp`, `nbf`, `iat`) must be non-negative JSON
-//! integers: strings, floats, negatives and numbers beyond u64 are refused
-//! rather than rounded. Comparisons are done in u128, where `u64 + u64` cannot
-//! overflow, so every value gives the exact answer and none can panic.
+//! system. Comparisons are done in u128, where `u64 + u64` cannot overflow, so
+//! every value gives the exact answer and none can panic.
 
 use serde_json::Value;
 
@@ -123,6 +135,28 @@ pub fn check(claims: &Claims, rules: &ClaimRules, now: u64) -> Result<(), JwtErr
         }
     }
     Ok(())
+}
+
+/// The registered claims jwt-simple reads into typed fields must have those types
+/// whatever the rules (`check` looks at `iss` and `aud` only when configured):
+/// `iss`, `sub`, `jti` and `nonce` strings (null reads as absent), `aud` a string
+/// or a list of strings. Checked before the signature, so that jwt-simple's claim
+/// parse after the signature cannot fail.
+pub(crate) fn check_registered_types(claims: &Claims) -> Result<(), JwtError> {
+    for name in ["iss", "sub", "jti", "nonce"] {
+        match claims.get(name) {
+            None | Some(Value::Null | Value::String(_)) => {}
+            Some(_) => return Err(JwtError::invalid_claim(name, "is not a string")),
+        }
+    }
+    match claims.get("aud") {
+        None | Some(Value::String(_)) => Ok(()),
+        Some(Value::Array(list)) if list.iter().all(Value::is_string) => Ok(()),
+        Some(_) => Err(JwtError::invalid_claim(
+            "aud",
+            "is neither a string nor a list of strings",
+        )),
+    }
 }
 
 /// A NumericDate claim: absent, or a non-negative integer number of seconds
@@ -458,6 +492,43 @@ mod tests {
                     Err(JwtError::InvalidClaim { .. })
                 ),
                 "{aud}"
+            );
+        }
+    }
+
+    #[test]
+    fn registered_claims_have_the_types_jwt_simple_reads() {
+        for good in [
+            json!({}),
+            json!({"iss":"i","sub":"s","jti":"j","nonce":"n","aud":"a"}),
+            json!({"iss":null,"sub":null,"aud":[]}),
+            json!({"aud":["a","b"],"groups":[1,{"x":null}],"iat":1.5}),
+        ] {
+            assert_eq!(
+                check_registered_types(&claims(good.clone())),
+                Ok(()),
+                "{good}"
+            );
+        }
+        for (name, value) in [
+            ("iss", json!(5)),
+            ("sub", json!(["s"])),
+            ("jti", json!(true)),
+            ("nonce", json!({"n":1})),
+            ("aud", json!(null)),
+            ("aud", json!(1)),
+            ("aud", json!(["a", 1])),
+            ("aud", json!([["a"]])),
+            ("aud", json!({"a":"b"})),
+        ] {
+            let mut value_claims = json!({});
+            value_claims[name] = value.clone();
+            assert!(
+                matches!(
+                    check_registered_types(&claims(value_claims)),
+                    Err(JwtError::InvalidClaim { ref claim, .. }) if claim == name
+                ),
+                "{name} = {value}"
             );
         }
     }

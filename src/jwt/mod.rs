@@ -13,26 +13,30 @@
 //! This is the gate to the service account's impersonation power, so every rule
 //! fails closed and nothing here panics on what a client sends.
 //!
-//! Decisions (the why is beside the code that implements each):
+//! jwt-simple (pure-Rust build) checks the signature and the registered claims
+//! (signature.rs). In front of it sits a thin pre-check for what it does not do,
+//! or does later or more leniently; the why is beside the code of each:
 //! - Algorithms: HS256/384/512 (configured secrets only), RS256/384/512,
 //!   PS256/384/512, ES256, ES384, EdDSA (Ed25519). Anything else, ES512
 //!   included, is refused; `alg: none` in any letter case too.
 //! - Every key is pinned to one algorithm and a token's `alg` must equal it
 //!   (keys.rs, jwk.rs). RSA JWKs without `alg` are RS256 only.
 //! - JWKS `oct` keys are skipped (logged): HMAC secrets never come from a JWKS.
-//! - Key hygiene, refused when loading: private JWK members, RSA outside
-//!   2048-4096 bits or with e != 65537, ROCA-weak RSA moduli (roca.rs), EC
-//!   points off the curve, HMAC secrets shorter than the hash output.
+//! - Key hygiene, refused when loading: private JWK members, ROCA-weak RSA
+//!   moduli (roca.rs), JWK EC coordinates of the wrong length, HMAC secrets
+//!   shorter than the hash output; jwt-simple's key constructors refuse RSA
+//!   outside 2048-4096 bits or with e != 65537, EC points off the curve and weak
+//!   Ed25519 keys.
 //! - Key choice by `kid`; a kid-less token needs exactly one key of its `alg`;
 //!   an unknown kid is `JwtError::UnknownKid` (the refetch signal).
 //! - Strict compact form: size first, exactly three parts, canonical unpadded
-//!   base64url, `crit` refused, duplicate JSON members refused in header and
-//!   claims (compact.rs, strict_json.rs).
+//!   base64url, `crit` and key-carrying header members (`jku`, `jwk`, `x5u`,
+//!   `x5c`) refused, duplicate JSON members refused in header and claims
+//!   (compact.rs, strict_json.rs).
 //! - Cheap refusals first: the claims are checked (on the caller's clock,
-//!   claims.rs) before the one signature check, which alone can accept
-//!   (verify.rs explains the error precedence). Signatures are checked with the
-//!   RustCrypto and pure-Rust crates jwt-simple uses, called directly
-//!   (signature.rs says why and what was kept).
+//!   claims.rs: `exp` required, NumericDates non-negative integers, `aud` a
+//!   string or list of strings) before jwt-simple runs, and jwt-simple, given the
+//!   same rules, must accept too (verify.rs explains the error precedence).
 
 mod algorithm;
 mod claims;

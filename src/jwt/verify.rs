@@ -1,25 +1,28 @@
-//! Token verification: every cheap refusal first, the signature last.
+//! Token verification: the stricter pre-checks and every cheap refusal first,
+//! jwt-simple (signature and registered claims) last.
 //!
 //! Order, cheapest refusal first: length, structure and base64url, header
-//! (alg, crit, kid), key selection, the payload as claims and the claim rules
-//! (times, `iss`, `aud`, required claims), then the one signature check. Nothing
-//! before the signature check costs more than a linear scan of the token, so a
-//! client sending expired, foreign or garbled tokens never buys signature work
-//! (5-22 million wasm instructions, about 0.5-2.5 ms, against about 0.2 million
-//! for such a refusal; see the Performance section of the README).
+//! (alg, crit, key-carrying members, kid), key selection, the payload as claims
+//! and the claim rules (times, `iss`, `aud`, required claims, the types jwt-simple
+//! reads), then jwt-simple with the chosen key. Nothing before jwt-simple costs
+//! more than a linear scan of the token, so a client sending expired, foreign or
+//! garbled tokens never buys signature work (5-22 million wasm instructions,
+//! about 0.5-2.5 ms, against about 0.2 million for such a refusal; see the
+//! Performance section of the README). jwt-simple alone would verify the
+//! signature before it looks at any claim.
 //!
-//! Acceptance still needs all of them: claims that pass their rules are returned
-//! only after the signature over them verified.
+//! Acceptance needs both: claims that pass our rules are returned only after
+//! jwt-simple verified the signature and judged the registered claims itself.
 //!
-//! Error precedence (changed from "signature, then claims"): a token that fails
-//! both a claim rule and the signature is reported with the claim error
-//! ("token expired" rather than "signature does not verify"). That tells the
-//! client nothing it did not send: the claim checks read only the token's own
-//! payload, which is readable by anyone holding the token, and the configured
-//! rules; they never touch key material, so no answer depends on a key. What
-//! becomes observable without a valid signature is whether a chosen `iss`/`aud`
-//! is among the configured ones and the leeway, both public by design (they are
-//! in every valid token and the issuer's discovery document).
+//! Error precedence: a token that fails both a claim rule and the signature is
+//! reported with the claim error ("token expired" rather than "signature does
+//! not verify"). That tells the client nothing it did not send: the claim checks
+//! read only the token's own payload, which is readable by anyone holding the
+//! token, and the configured rules; they never touch key material, so no answer
+//! depends on a key. What becomes observable without a valid signature is
+//! whether a chosen `iss`/`aud` is among the configured ones and the leeway, both
+//! public by design (they are in every valid token and the issuer's discovery
+//! document).
 
 use serde_json::Value;
 
@@ -27,9 +30,20 @@ use super::claims::{self, ClaimRules};
 use super::compact::{self, CompactJws};
 use super::error::JwtError;
 use super::keys::KeySet;
-use super::signature::VerifyingKey;
+use super::signature::{Judge, VerifyingKey};
 use super::strict_json::{self, StrictJsonError};
 use crate::Claims;
+
+/// Before any decoding: a megabyte of garbage costs one comparison (jwt-simple
+/// checks the length too, but only after our pre-checks decoded the token).
+fn check_size(token: &str, max_token_bytes: usize) -> Result<(), JwtError> {
+    if token.len() > max_token_bytes {
+        return Err(JwtError::TooLarge {
+            limit: max_token_bytes,
+        });
+    }
+    Ok(())
+}
 
 /// The checks before any signature work: size, structure, header, key choice.
 fn parse_and_select_key<'k>(
@@ -37,55 +51,51 @@ fn parse_and_select_key<'k>(
     keys: &'k KeySet,
     max_token_bytes: usize,
 ) -> Result<(CompactJws, &'k VerifyingKey), JwtError> {
-    // Before any decoding: a megabyte of garbage costs one comparison.
-    if token.len() > max_token_bytes {
-        return Err(JwtError::TooLarge {
-            limit: max_token_bytes,
-        });
-    }
+    check_size(token, max_token_bytes)?;
     let jws = compact::parse(token)?;
     let key = {
         let choice = compact::check_header(&jws.header)?;
-        if jws.signature_is_empty {
-            return Err(JwtError::Malformed("missing signature"));
-        }
+        // jwt-simple takes one key and compares alg with it; choosing the key by
+        // kid and alg, and telling an unknown kid apart, is ours.
         keys.select(choice.alg, choice.kid)?
     };
     Ok((jws, key))
+}
+
+/// The payload as a JSON object with unique member names at every depth.
+fn strict_claims(payload: &[u8]) -> Result<Claims, JwtError> {
+    strict_json::parse_object(payload).map_err(|e| match e {
+        StrictJsonError::DuplicateKey => JwtError::Malformed("claims repeat a member"),
+        StrictJsonError::NotAnObject | StrictJsonError::Syntax => JwtError::ClaimsNotObject,
+    })
 }
 
 /// The token's claims, strictly parsed but NOT verified: only for choosing which
 /// authenticator (by `iss`) verifies it. Nothing read here may be trusted until
 /// `verify` with that authenticator's keys has accepted the token.
 pub fn unverified_claims(token: &str, max_token_bytes: usize) -> Result<Claims, JwtError> {
-    if token.len() > max_token_bytes {
-        return Err(JwtError::TooLarge {
-            limit: max_token_bytes,
-        });
-    }
+    check_size(token, max_token_bytes)?;
     let jws = compact::parse(token)?;
     compact::check_header(&jws.header)?;
-    if jws.signature_is_empty {
-        return Err(JwtError::Malformed("missing signature"));
-    }
-    strict_json::parse_object(&jws.payload).map_err(|e| match e {
-        StrictJsonError::DuplicateKey => JwtError::Malformed("claims repeat a member"),
-        StrictJsonError::NotAnObject | StrictJsonError::Syntax => JwtError::ClaimsNotObject,
-    })
+    strict_claims(&jws.payload)
 }
 
 #[cfg(test)]
 thread_local! {
-    /// Signature checks started on this thread: lets the tests prove which refusals
-    /// come before any signature work (a count, not a timing).
+    /// Calls into jwt-simple started on this thread: lets the tests prove which
+    /// refusals come before any signature work (a count, not a timing).
     static SIGNATURE_CHECKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// The one expensive step.
-fn check_signature(key: &VerifyingKey, token: &str) -> Result<(), JwtError> {
+/// The one expensive step: jwt-simple.
+fn check_with_jwt_simple(
+    key: &VerifyingKey,
+    token: &str,
+    judge: Judge<'_>,
+) -> Result<(), JwtError> {
     #[cfg(test)]
     SIGNATURE_CHECKS.with(|count| count.set(count.get() + 1));
-    key.verify(token)
+    key.verify(token, judge)
 }
 
 /// Checks a compact JWS against `keys` without looking at claims.
@@ -98,15 +108,15 @@ pub fn verify_signature(
     max_token_bytes: usize,
 ) -> Result<(Value, Vec<u8>), JwtError> {
     let (jws, key) = parse_and_select_key(token, keys, max_token_bytes)?;
-    check_signature(key, token)?;
+    check_with_jwt_simple(key, token, Judge::SignatureOnly)?;
     Ok((Value::Object(jws.header), jws.payload))
 }
 
 /// Verifies `token` and applies `rules` at `now_unix_seconds` (the proxy's
 /// clock). Returns the whole payload object, so policy can read any claim.
 ///
-/// The claim rules run before the signature (see the module comment for the
-/// error precedence this gives); the claims are returned only once it verified.
+/// The claim rules run before jwt-simple (see the module comment for the error
+/// precedence this gives); the claims are returned only once it accepted.
 pub fn verify(
     token: &str,
     keys: &KeySet,
@@ -114,12 +124,10 @@ pub fn verify(
     now_unix_seconds: u64,
 ) -> Result<Claims, JwtError> {
     let (jws, key) = parse_and_select_key(token, keys, rules.max_token_bytes)?;
-    let claims = strict_json::parse_object(&jws.payload).map_err(|e| match e {
-        StrictJsonError::DuplicateKey => JwtError::Malformed("claims repeat a member"),
-        StrictJsonError::NotAnObject | StrictJsonError::Syntax => JwtError::ClaimsNotObject,
-    })?;
+    let claims = strict_claims(&jws.payload)?;
     claims::check(&claims, rules, now_unix_seconds)?;
-    check_signature(key, token)?;
+    claims::check_registered_types(&claims)?;
+    check_with_jwt_simple(key, token, Judge::Claims(rules, now_unix_seconds))?;
     Ok(claims)
 }
 
@@ -692,15 +700,154 @@ mod tests {
             verify_hs256(&crit, &payload),
             Err(JwtError::UnsupportedHeader(_))
         ));
-        // An embedded key in the header is never used to verify.
+        // A key or certificate named in the header is refused, even when the token
+        // also names a configured key and verifies with it.
         let embedded = format!(
             r#"{{"alg":"HS256","kid":"unknown","jwk":{{"kty":"oct","k":"{}"}}}}"#,
             b64(&test_hmac_secret())
         );
-        assert_eq!(
+        assert!(matches!(
             verify_hs256(&embedded, &payload),
-            Err(JwtError::unknown_kid("unknown"))
+            Err(JwtError::UnsupportedHeader(_))
+        ));
+        for member in ["jku", "x5u"] {
+            let header =
+                format!(r#"{{"alg":"HS256","kid":"{KID}","{member}":"https://evil.example/k"}}"#);
+            assert!(matches!(
+                verify_hs256(&header, &payload),
+                Err(JwtError::UnsupportedHeader(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn typ_is_judged_by_jwt_simple() {
+        let payload = serde_json::to_vec(&good_claims()).expect("json");
+        for typ in ["JWT", "jwt", "at+jwt", "application/at+JWT"] {
+            let header = format!(r#"{{"alg":"HS256","kid":"{KID}","typ":"{typ}"}}"#);
+            assert!(verify_hs256(&header, &payload).is_ok(), "{typ}");
+        }
+        for typ in ["JOSE", "JWS", "jwt2", ""] {
+            let header = format!(r#"{{"alg":"HS256","kid":"{KID}","typ":"{typ}"}}"#);
+            assert_eq!(
+                verify_hs256(&header, &payload),
+                Err(JwtError::UnsupportedHeader("typ is not JWT")),
+                "{typ}"
+            );
+        }
+        for header in [
+            format!(r#"{{"alg":"HS256","kid":"{KID}","typ":1}}"#),
+            format!(r#"{{"alg":"HS256","kid":"{KID}","x5t":5}}"#),
+        ] {
+            assert_eq!(
+                verify_hs256(&header, &payload),
+                Err(JwtError::UnsupportedHeader(
+                    "a header member has an unexpected type"
+                )),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn signatures_must_be_canonical_base64url() {
+        // jwt-simple decodes the signature part (ct-codecs, as strict as ours).
+        let token = hs256(
+            &header_with_kid(),
+            &serde_json::to_vec(&good_claims()).expect("json"),
         );
+        let (head, signature) = token.rsplit_once('.').expect("dots");
+        // An HS256 MAC is 32 bytes: 43 characters, the last carrying 2 spare bits;
+        // setting one gives another spelling of the same bytes.
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut stray_bits = signature.as_bytes().to_vec();
+        let last = stray_bits.pop().expect("non-empty");
+        let value = ALPHABET.iter().position(|&c| c == last).expect("alphabet");
+        stray_bits.push(ALPHABET[value ^ 1]);
+        let stray_bits = String::from_utf8(stray_bits).expect("ascii");
+        for bad in [
+            format!("{signature}="),
+            format!("{signature}=="),
+            format!(" {signature}"),
+            format!("{}+", &signature[1..]),
+            format!("{}/", &signature[1..]),
+            format!("{signature}\r"),
+            format!("{signature}AA"),
+            stray_bits,
+        ] {
+            assert_eq!(
+                verify(&format!("{head}.{bad}"), &hmac_keys(), &rules(), NOW),
+                Err(JwtError::Malformed("signature is not base64url")),
+                "{bad:?}"
+            );
+        }
+        // An empty signature is no signature.
+        assert_eq!(
+            verify(&format!("{head}."), &hmac_keys(), &rules(), NOW),
+            Err(JwtError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn headers_longer_than_jwt_simple_reads_are_refused() {
+        // jwt-simple's limit (8 KiB of base64url), reached through a larger token limit.
+        let padding = "x".repeat(8192);
+        let header = format!(r#"{{"alg":"HS256","kid":"{KID}","pad":"{padding}"}}"#);
+        let token = hs256(&header, b"{}");
+        assert_eq!(
+            verify_signature(&token, &hmac_keys(), 100_000),
+            Err(JwtError::Malformed("header too long"))
+        );
+    }
+
+    #[test]
+    fn a_non_string_registered_claim_is_refused_before_signature_work() {
+        let keys = key_set_with_all_algorithms();
+        for (name, value) in [
+            ("iss", json!(5)),
+            ("sub", json!({"id": 1})),
+            ("jti", json!(1)),
+            ("nonce", json!([])),
+            ("aud", json!(null)),
+            ("aud", json!(["k8s.example.com", 1])),
+        ] {
+            let mut claims = good_claims();
+            claims[name] = value.clone();
+            let forged = tamper_signature(&sign(Algorithm::Es256, Some(KID), claims));
+            let open = ClaimRules::default();
+            let (outcome, checks) = with_signature_count(|| verify(&forged, &keys, &open, NOW));
+            assert!(
+                matches!(outcome, Err(JwtError::InvalidClaim { ref claim, .. }) if claim == name),
+                "{name} = {value}: {outcome:?}"
+            );
+            assert_eq!(checks, 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_strict_and_the_jwt_simple_rules_must_both_accept() {
+        // At exp == now - leeway jwt-simple would still accept; ours has expired it.
+        let keys = key_set_with_all_algorithms();
+        let mut claims = good_claims();
+        claims["exp"] = json!(NOW - 60);
+        let token = sign(Algorithm::Es256, Some(KID), claims);
+        assert_eq!(verify(&token, &keys, &rules(), NOW), Err(JwtError::Expired));
+        // With a clock before the leeway jwt-simple refuses every exp; ours would not.
+        let claims = json!({"exp": 100});
+        let token = sign(Algorithm::Es256, Some(KID), claims.clone());
+        let claims = match claims {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        assert_eq!(check_claims_at(&claims, 10), Ok(()));
+        assert_eq!(
+            verify(&token, &keys, &ClaimRules::default(), 10),
+            Err(JwtError::Expired)
+        );
+    }
+
+    fn check_claims_at(claims: &Claims, now: u64) -> Result<(), JwtError> {
+        claims::check(claims, &ClaimRules::default(), now)
     }
 
     #[test]
