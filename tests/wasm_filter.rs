@@ -275,7 +275,7 @@ async fn a_bad_configuration_is_refused_at_load_with_the_field_named() {
     };
     let error = format!("{error:#}");
     assert!(
-        error.contains("configuration refused: jwt.audience: unknown field `audience`"),
+        error.contains("configuration refused: jwt[0].issuer.audience: unknown field `audience`"),
         "{error}"
     );
     // The refusal is logged by the filter with the field's name.
