@@ -159,8 +159,10 @@ envoy:
 	$(MAKE) build
 	EXAMPLE=$(EXAMPLE) scripts/examples/run_envoy.sh
 
-# kubegate.wasm as a Wasm OCI image (Istio's compat variant) under build/oci/: an image-layout
-# directory and an oci-archive tarball. OCI_VARIANT=oci builds the two-layer variant instead.
+# kubegate.wasm and kubegate-cel.wasm as Wasm OCI images (Istio's compat variant) under
+# build/oci/: for each an image-layout directory and an oci-archive tarball
+# (kubegate-compat, kubegate-cel-compat). OCI_VARIANT=oci builds the two-layer variant instead.
 OCI_VARIANT ?= compat
 oci: build
-	$(EXAMPLES_PYTHON) scripts/examples/oci.py --wasm $(WASM) --out build/oci --variant $(OCI_VARIANT)
+	$(EXAMPLES_PYTHON) scripts/examples/oci.py --wasm $(WASM) --name kubegate --out build/oci --variant $(OCI_VARIANT)
+	$(EXAMPLES_PYTHON) scripts/examples/oci.py --wasm $(WASM_CEL) --name kubegate-cel --out build/oci --variant $(OCI_VARIANT)
