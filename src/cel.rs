@@ -50,6 +50,16 @@ fn env() -> Arc<Env> {
     ENV.with(Arc::clone)
 }
 
+/// The crate's Pratt parser, not its ANTLR one (`Env::parser`), whose runtime would be a
+/// third of the module's size. The same standard macros (`has`, `all`, `exists`,
+/// `exists_one`, `map`, `filter`) and the optional syntax on, as in Kubernetes; the test
+/// `both_parsers_agree` holds it to the ANTLR parser's results.
+fn parser() -> cel::parser::PrattParser {
+    cel::parser::PrattParser::new()
+        .enable_optional_syntax(true)
+        .max_recursion_depth(MAX_NESTING)
+}
+
 /// One parsed expression.
 pub(crate) struct Program {
     expression: IdedExpr,
@@ -69,9 +79,7 @@ impl Program {
                 "the expression nests brackets more than {MAX_BRACKETS} deep"
             ));
         }
-        let expression = env()
-            .parser()
-            .max_recursion_depth(MAX_NESTING)
+        let expression = parser()
             .parse(source)
             .map_err(|errors| format!("invalid CEL: {}", errors.to_string().trim()))?;
         Ok(Program { expression })
@@ -516,6 +524,56 @@ mod tests {
         // Moderate nesting still works.
         assert_eq!(eval(&deep("(", ")", 20), json!({})), Ok(json!(1)));
         assert_eq!(eval(&vec!["1"; 20].join(" + "), json!({})), Ok(json!(20)));
+    }
+
+    #[test]
+    fn both_parsers_agree() {
+        let token = claims(json!({
+            "sub": "1234",
+            "email": "jane@example.com",
+            "email_verified": false,
+            "groups": ["dev", "ops"],
+            "n": 3,
+            "f": 1.5,
+            "m": {"k": [1, {"z": null}]},
+        }));
+        let sources = [
+            "claims.?email_verified.orValue(true) == true",
+            "claims[?'email_verified'].orValue(true)",
+            "claims.?m.?k.orValue([])",
+            "has(claims.m.k) && !has(claims.m.q)",
+            "'dev' in claims.groups && !('x' in claims.groups)",
+            "claims.email.endsWith('@example.com') ? claims.email : 'x'",
+            "claims.groups.map(g, 'oidc:' + g)",
+            "claims.groups.filter(g, g != 'dev').map(g, g + g)",
+            "claims.groups.all(g, size(g) == 3) || claims.groups.exists_one(g, g == 'ops')",
+            "[1, 2u, 3.0, 'a', b'b', null, true, {'k': -claims.n}]",
+            "claims.n * 2 - 1 / 1 % 5 <= 6 && claims.f >= 1.0 && claims.n != 4",
+            "claims.m['k'][1].z == null",
+            "size(claims.sub) + int('2') + int(claims.f)",
+            r#"string(claims.n) + "\n" + r'\n' + '''triple''' + "\u00e9""#,
+            "claims.sub.contains('23') && claims.sub.startsWith('1')",
+            "1 +",
+            "claims..x",
+            "[?claims.?missing, ?optional.of(1)]",
+            "{?'a': claims.?missing, 'b': 1}",
+        ];
+        for source in sources {
+            let pratt = Program::compile(source).map(|p| p.eval_claims(&token));
+            let antlr = env()
+                .parser()
+                .parse(source)
+                .map(|expression| Program { expression }.eval_claims(&token));
+            assert_eq!(
+                pratt.is_ok(),
+                antlr.is_ok(),
+                "{source}: {pratt:?} / {:?}",
+                antlr.as_ref().err()
+            );
+            if let (Ok(pratt), Ok(antlr)) = (pratt, antlr) {
+                assert_eq!(pratt, antlr, "{source}");
+            }
+        }
     }
 
     #[test]
