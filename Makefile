@@ -3,6 +3,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/kubegate.wasm
+# The second module, with the CEL interpreter (cargo feature cel), from its own cargo
+# profile so that neither build overwrites the other's output.
+WASM_CEL := target/$(WASM_TARGET)/release-cel/kubegate-cel.wasm
 
 .PHONY: all setup ci-setup build test test-native test-wasm lint run wasm-opt bench
 
@@ -39,23 +42,31 @@ run: build
 ci-setup: setup
 	@command -v wasm-opt >/dev/null || { apt-get update -qq && apt-get install -y -qq binaryen; }
 
-# The filter as Envoy/Istio load it.
+# The filter as Envoy/Istio load it: kubegate.wasm, and kubegate-cel.wasm for
+# configurations with CEL expressions (a CEL interpreter does not fit the first one's
+# 1 MiB budget).
 build:
 	rustup target add $(WASM_TARGET) >/dev/null 2>&1 || true
 	$(CARGO) build --release --target $(WASM_TARGET) -p kubegate
 	@$(MAKE) --no-print-directory wasm-opt
-	@ls -l $(WASM)
+	$(CARGO) build --profile release-cel --target $(WASM_TARGET) -p kubegate --features cel
+	@$(MAKE) --no-print-directory wasm-opt WASM_OPT_IN=$(WASM_CEL_CARGO_OUT) WASM_OPT_OUT=$(WASM_CEL)
+	@ls -l $(WASM) $(WASM_CEL)
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p kubegate --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy -p kubegate --features cel --lib --tests -- -D warnings
+	$(CARGO) clippy -p kubegate --features cel --target $(WASM_TARGET) -- -D warnings
 
 # Unit, integration and end-to-end tests (the e2e tests run the built .wasm; the examples'
 # kubegate configurations come from validate-examples).
 test-native: build validate-examples
-	KUBEGATE_WASM=$(CURDIR)/$(WASM) KUBEGATE_EXAMPLES_CONFIG=$(CURDIR)/build/examples-config \
+	KUBEGATE_WASM=$(CURDIR)/$(WASM) KUBEGATE_CEL_WASM=$(CURDIR)/$(WASM_CEL) \
+	  KUBEGATE_EXAMPLES_CONFIG=$(CURDIR)/build/examples-config \
 	  $(CARGO) test --workspace
+	$(CARGO) test -p kubegate --features cel --lib
 
 # The logic's tests compiled to wasm32 and run in node by wasm-bindgen-test.
 test-wasm:
@@ -71,26 +82,34 @@ WASM_OPT ?= wasm-opt
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
   --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue
 WASM_CARGO_OUT := target/$(WASM_TARGET)/release/deps/kubegate.wasm
-WASM_OPT_CACHE := target/wasm-opt-cache
+WASM_CEL_CARGO_OUT := target/$(WASM_TARGET)/release-cel/deps/kubegate.wasm
+# What `make wasm-opt` reads and writes: kubegate.wasm unless told otherwise (build passes
+# the CEL module's pair too).
+WASM_OPT_IN ?= $(WASM_CARGO_OUT)
+WASM_OPT_OUT ?= $(WASM)
+WASM_OPT_CACHE := target/wasm-opt-cache/$(basename $(notdir $(WASM_OPT_OUT)))
 
-# Cargo links its output to $(WASM) on every build; this puts the optimised module there
-# instead. The result is kept under the input's hash, so an unchanged build costs no rerun.
+# Cargo links its output to target/.../kubegate.wasm on every build; this puts the
+# optimised module at $(WASM_OPT_OUT) instead. The result is kept under the input's hash,
+# one cache per module, so an unchanged build costs no rerun.
 wasm-opt:
 	@if ! command -v $(WASM_OPT) >/dev/null; then \
-	  echo "warning: wasm-opt not found (apt-get install binaryen): $(WASM) is not size-optimised"; \
-	elif [ ! -f $(WASM_CARGO_OUT) ]; then \
-	  echo "warning: $(WASM_CARGO_OUT) missing: $(WASM) is not size-optimised"; \
+	  echo "warning: wasm-opt not found (apt-get install binaryen): $(WASM_OPT_OUT) is not size-optimised"; \
+	  if [ -f $(WASM_OPT_IN) ]; then cp $(WASM_OPT_IN) $(WASM_OPT_OUT).$$$$ && mv -f $(WASM_OPT_OUT).$$$$ $(WASM_OPT_OUT); fi; \
+	elif [ ! -f $(WASM_OPT_IN) ]; then \
+	  echo "warning: $(WASM_OPT_IN) missing: $(WASM_OPT_OUT) is not size-optimised"; \
 	else \
-	  cached=$(WASM_OPT_CACHE)/$$(sha256sum $(WASM_CARGO_OUT) | cut -c1-32).wasm; \
+	  cached=$(WASM_OPT_CACHE)/$$(sha256sum $(WASM_OPT_IN) | cut -c1-32).wasm; \
 	  if [ ! -f $$cached ]; then \
 	    mkdir -p $(WASM_OPT_CACHE); \
-	    if $(WASM_OPT) $(WASM_OPT_FLAGS) $(WASM_CARGO_OUT) -o $$cached.$$$$; then \
+	    if $(WASM_OPT) $(WASM_OPT_FLAGS) $(WASM_OPT_IN) -o $$cached.$$$$; then \
 	      find $(WASM_OPT_CACHE) -name '*.wasm' -delete; mv -f $$cached.$$$$ $$cached; \
 	    else \
-	      rm -f $$cached.$$$$; echo "warning: wasm-opt failed: $(WASM) is not size-optimised"; exit 0; \
+	      rm -f $$cached.$$$$; echo "warning: wasm-opt failed: $(WASM_OPT_OUT) is not size-optimised"; \
+	      cp $(WASM_OPT_IN) $(WASM_OPT_OUT).$$$$ && mv -f $(WASM_OPT_OUT).$$$$ $(WASM_OPT_OUT); exit 0; \
 	    fi; \
 	  fi; \
-	  cp $$cached $(WASM).$$$$ && mv -f $(WASM).$$$$ $(WASM); \
+	  cp $$cached $(WASM_OPT_OUT).$$$$ && mv -f $(WASM_OPT_OUT).$$$$ $(WASM_OPT_OUT); \
 	fi
 
 # Per-request time and wasm instructions (fuel) through the host with the real module,
@@ -146,8 +165,10 @@ envoy:
 	$(MAKE) build
 	EXAMPLE=$(EXAMPLE) scripts/examples/run_envoy.sh
 
-# kubegate.wasm as a Wasm OCI image (Istio's compat variant) under build/oci/: an image-layout
-# directory and an oci-archive tarball. OCI_VARIANT=oci builds the two-layer variant instead.
+# kubegate.wasm and kubegate-cel.wasm as Wasm OCI images (Istio's compat variant) under
+# build/oci/: for each an image-layout directory and an oci-archive tarball
+# (kubegate-compat, kubegate-cel-compat). OCI_VARIANT=oci builds the two-layer variant instead.
 OCI_VARIANT ?= compat
 oci: build
-	$(EXAMPLES_PYTHON) scripts/examples/oci.py --wasm $(WASM) --out build/oci --variant $(OCI_VARIANT)
+	$(EXAMPLES_PYTHON) scripts/examples/oci.py --wasm $(WASM) --name kubegate --out build/oci --variant $(OCI_VARIANT)
+	$(EXAMPLES_PYTHON) scripts/examples/oci.py --wasm $(WASM_CEL) --name kubegate-cel --out build/oci --variant $(OCI_VARIANT)

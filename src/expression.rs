@@ -115,7 +115,11 @@ mod tests {
 
     #[test]
     fn the_default_build_refuses_every_expression_and_names_the_cel_module() {
-        for source in ["claims.email", "true", "claims.?email_verified.orValue(true)"] {
+        for source in [
+            "claims.email",
+            "true",
+            "claims.?email_verified.orValue(true)",
+        ] {
             let problem = Expression::compile(source).unwrap_err();
             assert!(problem.contains("kubegate-cel.wasm"), "{problem}");
         }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Pack kubegate.wasm as a Wasm OCI image that Istio's WasmPlugin can pull (no docker needed).
+"""Pack kubegate.wasm (or kubegate-cel.wasm) as a Wasm OCI image that Istio's WasmPlugin can
+pull (no docker needed).
 
 Istio's image fetcher (pkg/wasm/imagefetcher.go) accepts three layouts:
 - "compat" variant, OCI flavour (the default here): exactly one layer of media type
@@ -13,8 +14,9 @@ Istio's image fetcher (pkg/wasm/imagefetcher.go) accepts three layouts:
 - the Docker-manifest flavour of compat, which needs docker's manifest types: not built here.
 
 Output (deterministic: same .wasm, same digests): an OCI image-layout directory
-build/oci/kubegate-<variant>/ and the same as a tarball build/oci/kubegate-<variant>.tar
-(an "oci-archive"). Push with, for example:
+build/oci/<name>-<variant>/ and the same as a tarball build/oci/<name>-<variant>.tar
+(an "oci-archive"), where <name> is --name (kubegate, or kubegate-cel for the module with
+the CEL interpreter). Push with, for example:
   skopeo copy oci-archive:build/oci/kubegate-compat.tar docker://REGISTRY/kubegate:TAG
   crane push build/oci/kubegate-compat REGISTRY/kubegate:TAG
 Standard library only.
@@ -77,7 +79,7 @@ def _descriptor(media_type: str, data: bytes, annotations: dict | None = None) -
 
 
 def build(wasm: bytes, variant: str = "compat", ref_name: str = "latest",
-          source: str = "") -> tuple[dict[str, bytes], dict]:
+          source: str = "", name: str = "kubegate") -> tuple[dict[str, bytes], dict]:
     """Returns (blobs by digest, manifest descriptor for index.json)."""
     if not wasm.startswith(WASM_MAGIC):
         raise ValueError("not a WebAssembly module (missing \\0asm magic)")
@@ -86,7 +88,7 @@ def build(wasm: bytes, variant: str = "compat", ref_name: str = "latest",
     def put(data: bytes) -> None:
         blobs[sha256(data)] = data
 
-    annotations = {"org.opencontainers.image.title": "kubegate"}
+    annotations = {"org.opencontainers.image.title": name}
     if source:
         annotations["org.opencontainers.image.source"] = source
     if variant == "compat":
@@ -109,7 +111,7 @@ def build(wasm: bytes, variant: str = "compat", ref_name: str = "latest",
         }
     elif variant == "oci":
         runtime = _canonical({"type": "envoy_proxy", "abiVersions": ["v0.2.1"],
-                              "config": {"rootIds": ["kubegate"]}})
+                              "config": {"rootIds": ["kubegate"]}})  # the filter's root id, either module
         put(runtime)
         put(wasm)
         manifest = {
@@ -156,18 +158,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--variant", choices=("compat", "oci"), default="compat")
     ap.add_argument("--tag", default="latest", help="org.opencontainers.image.ref.name")
     ap.add_argument("--source", default="", help="org.opencontainers.image.source annotation")
+    ap.add_argument("--name", default="kubegate",
+                    help="image title and output names (kubegate-cel for kubegate-cel.wasm)")
     args = ap.parse_args(argv)
     if not args.wasm.is_file():
         print(f"{args.wasm}: not found; run `make build` first", file=sys.stderr)
         return 1
     wasm = args.wasm.read_bytes()
     try:
-        blobs, desc = build(wasm, args.variant, args.tag, args.source)
+        blobs, desc = build(wasm, args.variant, args.tag, args.source, args.name)
     except ValueError as e:
         print(f"{args.wasm}: {e}", file=sys.stderr)
         return 1
-    layout = args.out / f"kubegate-{args.variant}"
-    archive = args.out / f"kubegate-{args.variant}.tar"
+    layout = args.out / f"{args.name}-{args.variant}"
+    archive = args.out / f"{args.name}-{args.variant}.tar"
     write_layout(layout, blobs, desc)
     write_archive(layout, archive)
     print(f"OCI image layout: {layout}")

@@ -7,13 +7,31 @@ use kubegate_host::{inspect_module, FilterOutcome, FilterRequest, Plugin, Plugin
 use std::path::PathBuf;
 
 fn kubegate_wasm() -> Option<(PathBuf, Vec<u8>)> {
-    let path = std::env::var_os("KUBEGATE_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
+    built_module("KUBEGATE_WASM", "release/kubegate.wasm")
+}
+
+/// The module with the CEL interpreter (`make build` writes both).
+fn kubegate_cel_wasm() -> Option<(PathBuf, Vec<u8>)> {
+    built_module("KUBEGATE_CEL_WASM", "release-cel/kubegate-cel.wasm")
+}
+
+/// The module `variable` names (make says where it built it: then a missing file is a
+/// failure), else the default build's, skipped when absent.
+fn built_module(variable: &str, default: &str) -> Option<(PathBuf, Vec<u8>)> {
+    let (path, required) = match std::env::var_os(variable) {
+        Some(path) => (PathBuf::from(path), true),
+        None => (
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/wasm32-wasip1/release/kubegate.wasm")
-        });
-    let bytes = std::fs::read(&path).ok()?;
+                .join("../../target/wasm32-wasip1")
+                .join(default),
+            false,
+        ),
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if required => panic!("{variable}={}: {e}", path.display()),
+        Err(_) => return None,
+    };
     let info = inspect_module(&bytes).ok()?;
     if !info.has_proxy_wasm_abi() {
         eprintln!("skipped: {} is not a proxy-wasm filter yet", path.display());
@@ -33,6 +51,19 @@ fn the_test_filter_imports_only_what_envoy_offers() {
 #[test]
 fn kubegate_imports_only_proxy_and_wasi() {
     let Some((_, bytes)) = kubegate_wasm() else {
+        return;
+    };
+    let info = inspect_module(&bytes).unwrap();
+    assert_eq!(
+        info.foreign_imports(),
+        vec![],
+        "a module Envoy could not load"
+    );
+}
+
+#[test]
+fn kubegate_cel_imports_only_proxy_and_wasi() {
+    let Some((_, bytes)) = kubegate_cel_wasm() else {
         return;
     };
     let info = inspect_module(&bytes).unwrap();
