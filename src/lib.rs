@@ -3,9 +3,9 @@
 //! Everything except `filter` is plain Rust with no proxy-wasm in it, so the logic
 //! tests natively, under wasm-bindgen-test, and through the real ABI in the host harness.
 
+pub mod authn;
 #[cfg(feature = "cel")]
 mod cel;
-pub mod authn;
 pub mod config;
 pub mod expression;
 pub mod gate;

@@ -23,6 +23,31 @@ pub fn wasm_path() -> PathBuf {
     path
 }
 
+/// The second module, with CEL (`make build` writes it beside kubegate.wasm).
+pub fn cel_wasm_path() -> PathBuf {
+    let path = std::env::var_os("KUBEGATE_CEL_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/wasm32-wasip1/release-cel/kubegate-cel.wasm")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build` (or `make test`, which builds it first)",
+        path.display()
+    );
+    path
+}
+
+/// kubegate-cel.wasm with `config`, as [`load`] does for kubegate.wasm.
+pub fn load_cel(config: &serde_json::Value) -> Plugin {
+    let spec = PluginSpec {
+        wasm_path: cel_wasm_path(),
+        ..spec(config, 2)
+    };
+    Plugin::load(spec).expect("kubegate-cel.wasm loads with the configuration")
+}
+
 pub fn example_config(name: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("filter-config")
