@@ -158,10 +158,10 @@ fn a_username_expression_on_email_must_check_email_verified() {
         wasm_path: common::cel_wasm_path(),
         ..common::spec(&config, 1)
     };
-    let error = format!(
-        "{:#}",
-        Plugin::load(spec).err().expect("a syntax error is refused")
-    );
+    let error = match Plugin::load(spec) {
+        Ok(_) => panic!("accepted an expression with a syntax error"),
+        Err(e) => format!("{e:#}"),
+    };
     assert!(
         error.contains("jwt[0].claimMappings.uid.expression"),
         "{error}"
