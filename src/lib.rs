@@ -5,6 +5,7 @@
 
 #[cfg(feature = "cel")]
 mod cel;
+pub mod audit;
 pub mod authn;
 pub mod config;
 pub mod expression;
