@@ -725,7 +725,8 @@ def test_make_envoy_renders_and_hands_the_token_through_the_environment(tmp_path
 
 # ---- the RBAC manifests against the API-server stand-in (tests/apiserver) ---------------------
 
-STANDIN = REPO / "target/debug/kube-apiserver-standin"
+# Where cargo put it: CARGO_TARGET_DIR when set (make validate-examples builds it there too).
+STANDIN = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug/kube-apiserver-standin"
 
 
 @pytest.fixture
