@@ -149,8 +149,10 @@ $(EXAMPLES_VENV)/.installed: scripts/examples/requirements.txt
 	touch $@
 
 .PHONY: validate-examples envoy oci
-# Envoy bootstraps parsed against Envoy's v3 API, WasmPlugins against Istio's CRD (CEL rules
-# included), Kubernetes manifests against Kubernetes' schemas; kubegate configurations are
+# Envoy bootstraps parsed against Envoy's v3 API (as they stand and with make envoy's
+# overrides), WasmPlugins against Istio's CRD and EnvoyExtensionPolicies against Envoy
+# Gateway's (CEL rules included), Kubernetes manifests against Kubernetes' schemas, and the
+# wiring between all of them; kubegate configurations are
 # extracted to build/examples-config/ for tests/examples_config.rs. Then the validators' own
 # tests, some of which load the RBAC manifests into the API stand-in (built here).
 validate-examples: $(EXAMPLES_VENV)/.installed
@@ -159,7 +161,8 @@ validate-examples: $(EXAMPLES_VENV)/.installed
 	KUBEGATE_REQUIRE_STANDIN=1 $(EXAMPLES_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/examples
 
 # Run an example bootstrap with func-e: make envoy [EXAMPLE=local-standin|local-standin-skip-verify|in-cluster]
-# (needs KUBEGATE_SA_TOKEN or KUBEGATE_SA_TOKEN_FILE; see envoy-examples/README.md).
+# (needs KUBEGATE_SA_TOKEN or KUBEGATE_SA_TOKEN_FILE; see envoy-examples/README.md). The copy it
+# runs, build/envoy/$(EXAMPLE).yaml, is the example with KUBEGATE_* overrides applied.
 envoy:
 	@scripts/examples/run_envoy.sh --check
 	$(MAKE) build

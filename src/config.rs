@@ -3,6 +3,7 @@
 //! Unknown fields are errors, so a typo can never silently switch a rule off; every error
 //! names the field (a JSON path such as `routes[0].policy[1].allow`) and the problem.
 
+use crate::audit::DecisionLogFormat;
 use crate::authn::load::{self, RawAuthenticator};
 use crate::authn::Authenticator;
 use crate::json_path;
@@ -52,6 +53,9 @@ struct RawConfig {
     /// The realm in `WWW-Authenticate` challenges.
     #[serde(default)]
     realm: Option<String>,
+    /// The line logged per decision: `text` (default) or `audit_json` (src/audit.rs).
+    #[serde(default)]
+    decision_log: DecisionLogFormat,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +112,8 @@ pub struct Config {
     /// Accepted settings worth a log line at load (fields kept only so pasted
     /// AuthenticationConfiguration entries load).
     pub notes: Vec<String>,
+    /// How each decision is logged.
+    pub decision_log: DecisionLogFormat,
 }
 
 impl std::fmt::Debug for Config {
@@ -242,5 +248,6 @@ fn compile(raw: RawConfig, env: EnvLookup) -> Result<Config, ConfigError> {
         realm,
         cache_entries,
         notes: loaded.notes,
+        decision_log: raw.decision_log,
     })
 }

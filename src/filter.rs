@@ -8,6 +8,7 @@
 //! (set_effective_context: the hostcalls act on the effective context) and resumes it or
 //! answers it.
 
+mod decision_state;
 mod metrics;
 mod remote_keys;
 
@@ -126,6 +127,7 @@ fn internal_refusal() -> Decision {
         log: DecisionLog {
             kind: Kind::Unauthenticated,
             user: None,
+            groups: Vec::new(),
             method: String::new(),
             path: String::new(),
             route: None,
@@ -216,19 +218,22 @@ fn answer(configured: &Configured, vm: &Vm, decision: Decision) -> bool {
             "kubegate: the identity provider's signing keys are not available; try again shortly"
                 .into(),
         );
-        let log = decision.log;
-        info!(
-            "kubegate: decision=unavailable user=\"-\" method={:?} path={:?} route={:?} reason={:?}",
-            log.method,
-            log.path,
-            log.route.as_deref().unwrap_or("-"),
-            "no usable remote key set"
+        decision_state::report(
+            &configured.config,
+            crate::audit::Reported {
+                log: &decision.log,
+                decision: "unavailable",
+                reason: "no usable remote key set",
+            },
         );
         send_refusal(&refusal);
         return false;
     }
     vm.metrics.count(decision.log.kind);
-    info!("kubegate: {}", decision.log);
+    decision_state::report(
+        &configured.config,
+        crate::audit::Reported::of(&decision.log),
+    );
     match decision.outcome {
         Outcome::Allow(plan) => {
             for name in &plan.remove {

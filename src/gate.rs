@@ -49,6 +49,8 @@ impl Kind {
 pub struct DecisionLog {
     pub kind: Kind,
     pub user: Option<String>,
+    /// The groups impersonated for the user (after their prefix); empty without a user.
+    pub groups: Vec<String>,
     pub method: String,
     pub path: String,
     pub route: Option<String>,
@@ -127,6 +129,7 @@ pub fn decide_from(
     let mut log = DecisionLog {
         kind: Kind::NotFound,
         user: None,
+        groups: Vec::new(),
         method: method.to_string(),
         path: path.to_string(),
         route: None,
@@ -308,6 +311,7 @@ pub fn decide_from(
         }
     };
     log.user = Some(identity.user.clone());
+    log.groups = identity.groups.clone();
 
     // Policy matches the raw claim values; prefixes are a Kubernetes naming concern.
     let facts = Facts {

@@ -3,6 +3,7 @@
 //! Everything except `filter` is plain Rust with no proxy-wasm in it, so the logic
 //! tests natively, under wasm-bindgen-test, and through the real ABI in the host harness.
 
+pub mod audit;
 pub mod authn;
 #[cfg(feature = "cel")]
 mod cel;

@@ -1,5 +1,6 @@
 //! The kubegate configurations embedded in envoy-examples/ (an Envoy bootstrap's StringValue,
-//! a WasmPlugin's pluginConfig as Istio hands it over), parsed by kubegate itself.
+//! a WasmPlugin's pluginConfig as Istio hands it over, an EnvoyExtensionPolicy's wasm[].config
+//! as Envoy Gateway hands it over), parsed by kubegate itself.
 //! `make validate-examples` extracts them to build/examples-config/ (listed in INDEX) and
 //! runs before these tests in `make test`; KUBEGATE_EXAMPLES_CONFIG names another directory.
 
@@ -42,8 +43,12 @@ fn every_configuration_in_the_examples_is_accepted_by_kubegate() {
         assert!(!config.routes.is_empty(), "{name}");
         checked.push(source.to_string());
     }
-    // Three Envoy bootstraps and the Istio WasmPlugin.
-    assert!(checked.len() >= 4, "{checked:?}");
+    // Three Envoy bootstraps, the Istio WasmPlugin and the Envoy Gateway policy.
+    assert!(checked.len() >= 5, "{checked:?}");
     assert!(checked.iter().any(|s| s.contains("istio/")), "{checked:?}");
     assert!(checked.iter().any(|s| s.contains("envoy/")), "{checked:?}");
+    assert!(
+        checked.iter().any(|s| s.contains("envoy-gateway/")),
+        "{checked:?}"
+    );
 }

@@ -2,14 +2,17 @@
 # Run one envoy-examples/envoy/*.yaml bootstrap with func-e (`make envoy [EXAMPLE=...]`).
 #
 #   run_envoy.sh --check     only check that func-e is installed (exit 1 with instructions)
-#   run_envoy.sh             render build/envoy/$EXAMPLE.yaml and exec `func-e run -c` on it
+#   run_envoy.sh             write build/envoy/$EXAMPLE.yaml (the example with this machine's
+#                            paths and any KUBEGATE_* overrides) and exec `func-e run -c` on it
 #
 # Inputs (environment):
 #   EXAMPLE                   local-standin (default) | local-standin-skip-verify | in-cluster
 #   KUBEGATE_SA_TOKEN         the service-account token kubegate forwards, or
 #   KUBEGATE_SA_TOKEN_FILE    a file holding it (e.g. from `kubectl create token ...`)
-#   KUBEGATE_UPSTREAM_CA      for local-standin: the stand-in's CA (kube-apiserver-standin --print-ca F)
-#   any other KUBEGATE_*      overrides a template default (scripts/examples/lib/render.py)
+#   KUBEGATE_UPSTREAM_CA      for local-standin: the stand-in's CA (kube-apiserver-standin --print-ca F;
+#                             default build/standin-ca.crt)
+#   any other KUBEGATE_*      replaces the value the bootstrap marks with that name
+#                             (scripts/examples/lib/render.py)
 #   FUNC_E_ARGS               extra arguments for func-e/Envoy, e.g. "--log-level debug"
 # The token is passed to Envoy through its environment only (host_env_keys): it is never
 # written into the rendered bootstrap.
@@ -94,16 +97,24 @@ case "$EXAMPLE" in
       KUBEGATE_DEV_HMAC_B64="$(cat "$OUT_DIR/dev-hmac.b64")"
       export KUBEGATE_DEV_HMAC_B64
     fi
-    if [[ "$EXAMPLE" == "local-standin" && -z "${KUBEGATE_UPSTREAM_CA:-}" ]]; then
-      echo "Set KUBEGATE_UPSTREAM_CA to the stand-in's CA (kube-apiserver-standin --print-ca FILE), or use" >&2
-      echo "EXAMPLE=local-standin-skip-verify to skip upstream verification (local only)." >&2
-      exit 1
+    # The bootstrap's paths are relative to the repository; the copy gets absolute ones.
+    export KUBEGATE_TLS_CERT="${KUBEGATE_TLS_CERT:-$OUT_DIR/tls/listener.crt}"
+    export KUBEGATE_TLS_KEY="${KUBEGATE_TLS_KEY:-$OUT_DIR/tls/listener.key}"
+    if [[ "$EXAMPLE" == "local-standin" ]]; then
+      if [[ -z "${KUBEGATE_UPSTREAM_CA:-}" && -f "$ROOT/build/standin-ca.crt" ]]; then
+        export KUBEGATE_UPSTREAM_CA="$ROOT/build/standin-ca.crt"
+      fi
+      if [[ -z "${KUBEGATE_UPSTREAM_CA:-}" ]]; then
+        echo "Set KUBEGATE_UPSTREAM_CA to the stand-in's CA (kube-apiserver-standin --print-ca FILE), or use" >&2
+        echo "EXAMPLE=local-standin-skip-verify to skip upstream verification (local only)." >&2
+        exit 1
+      fi
     fi
     ;;
 esac
 
 RENDERED="$OUT_DIR/$EXAMPLE.yaml"
 python3 "$ROOT/scripts/examples/lib/render.py" "$TEMPLATE" "$RENDERED"
-echo "rendered $RENDERED; starting Envoy (admin on 127.0.0.1:${KUBEGATE_ADMIN_PORT:-9901})"
+echo "wrote $RENDERED; starting Envoy (admin on 127.0.0.1:${KUBEGATE_ADMIN_PORT:-9901})"
 # shellcheck disable=SC2086 # FUNC_E_ARGS is a list of words on purpose
 exec func-e run -c "$RENDERED" ${FUNC_E_ARGS:-}

@@ -278,6 +278,9 @@ class Validator:
         elif "type" in s and not _type_ok(v, s["type"]):
             errors.append(f'{p}: Invalid value: "{_go_type(v)}": {p} in body must be of type {s["type"]}: "{_go_type(v)}"')
             return
+        for sub in s.get("allOf", []):
+            # Each must hold; kubebuilder emits one per enum marker (type: HTTP|Image twice).
+            self._walk(v, sub, path, old, errors)
         if "anyOf" in s and not s.get("x-kubernetes-int-or-string"):
             if not any(not Validator(sub).validate(v) for sub in s["anyOf"]):
                 errors.append(f"{p}: Invalid value: {_go_repr(v)}: must validate at least one schema (anyOf)")

@@ -37,7 +37,8 @@ UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 STRING_VALUE = "google.protobuf.StringValue"
-KUBEGATE_TOP_LEVEL = {"routes", "jwt", "max_token_bytes", "token_cache_entries", "realm"}
+KUBEGATE_TOP_LEVEL = {"routes", "jwt", "max_token_bytes", "token_cache_entries", "realm",
+                      "decision_log"}
 KEY_SOURCES = ("jwks", "pem", "hmac", "remote")
 
 
@@ -383,6 +384,57 @@ def pgv_errors(msg, path: str = "") -> list[str]:
     return out
 
 
+# ---- access logs ------------------------------------------------------------------------
+
+# kubegate sets these with proxy_set_property; Envoy's Wasm filter keeps each as filter state
+# "wasm.<name>". :PLAIN prints the string itself (without it Envoy prints the value as a
+# serialized protobuf, base64 bytes in JSON).
+USER_IN_ACCESS_LOG = "%FILTER_STATE(wasm.kubegate.user:PLAIN)%"
+# Request headers that carry credentials: an access log must never print them.
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie",
+                       "x-pomerium-jwt-assertion", "x-pomerium-authorization")
+_HEADER_OPERATOR = re.compile(r"%(?:REQ|REQ_WITHOUT_QUERY|REQUEST_HEADER)\(([^)%]*)\)", re.I)
+
+
+def format_strings(node: Any) -> list[str]:
+    """Every string in an access-log format (text, or the values of a JSON format)."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in format_strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in format_strings(v)]
+    return []
+
+
+def access_log_format_errors(formats: list[str], where: str) -> list[str]:
+    """The access log must name the Kubernetes user (kubegate's filter state) and print no
+    credential header."""
+    out = []
+    text = "\n".join(formats)
+    if USER_IN_ACCESS_LOG not in text:
+        out.append(f"{where}: the access log format does not print {USER_IN_ACCESS_LOG} (the "
+                   "Kubernetes user kubegate impersonated)")
+    for m in _HEADER_OPERATOR.finditer(text):
+        names = [n.strip().lower() for n in m.group(1).split(":")[0].split("?")]
+        if any(n in _CREDENTIAL_HEADERS for n in names):
+            out.append(f"{where}: {m.group(0)}) prints a credential into the access log")
+    if "%REQUEST_HEADERS%" in text.upper():
+        out.append(f"{where}: %REQUEST_HEADERS% prints credentials into the access log")
+    return out
+
+
+def _access_log_formats(hcm) -> list[str]:
+    formats = []
+    for al in hcm.access_log:
+        if not al.HasField("typed_config"):
+            continue
+        cfg = unpack_any(al.typed_config)
+        if "log_format" in cfg.DESCRIPTOR.fields_by_name and cfg.HasField("log_format"):
+            formats += format_strings(json_format.MessageToDict(cfg.log_format))
+    return formats
+
+
 # ---- 3. kubegate wiring ---------------------------------------------------------------
 
 def _walk(msg, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -524,6 +576,10 @@ def _check_hcm(hcm, hpath, clusters, api_clusters, jwks_clusters, res: Result) -
             if not action.HasField("timeout") or _duration_ns(action.timeout) != 0:
                 err(f"{rpath}.route.timeout: set 0s; Envoy's 15s default cuts off watches, "
                     "logs -f and exec sessions")
+    if not hcm.access_log:
+        err(f"{hpath}.access_log: none; log each request with the Kubernetes user ({USER_IN_ACCESS_LOG})")
+    else:
+        res.errors += access_log_format_errors(_access_log_formats(hcm), f"{hpath}.access_log")
     filters = list(hcm.http_filters)
     names = [f.typed_config.TypeName() for f in filters]
     if not names or names[-1] != ROUTER:

@@ -1,13 +1,15 @@
 """Validate everything under envoy-examples/ and extract the kubegate configurations.
 
-  envoy/*.yaml       Envoy v3 bootstraps (templates): rendered with test values, then parsed
-                     strictly against Envoy's API (envoy_check.py).
-  istio/, kubernetes/ Kubernetes objects: WasmPlugins against Istio's CRD schema with its CEL
-                     rules (crd_check.py), built-in kinds against Kubernetes' own schemas, and
-                     the wiring between all of them (k8s_check.py).
+  envoy/*.yaml       Envoy v3 bootstraps: parsed strictly against Envoy's API as they stand,
+                     and again with make envoy's overrides applied (envoy_check.py, render.py).
+  istio/, kubernetes/, envoy-gateway/
+                     Kubernetes objects: WasmPlugins against Istio's CRD schema and
+                     EnvoyExtensionPolicies against Envoy Gateway's, CEL rules included
+                     (crd_check.py), built-in kinds against Kubernetes' own schemas, and the
+                     wiring between all of them (k8s_check.py).
 
 Every kubegate configuration found (the Wasm filter's StringValue in a bootstrap, a
-WasmPlugin's pluginConfig as Istio hands it over) is written to build/examples-config/*.json
+WasmPlugin's pluginConfig as Istio hands it over, an EnvoyExtensionPolicy's wasm[].config) is written to build/examples-config/*.json
 for kubegate's own parser to check (a Rust test reads them), with a list in
 build/examples-config/INDEX.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,25 +37,32 @@ REPO = HERE.parents[2]
 EXAMPLES = REPO / "envoy-examples"
 SCHEMAS = REPO.parent / "shared/testdata/schemas"
 WASMPLUGIN_CRD = SCHEMAS / "istio-wasmplugin-crd.yaml"
+EXTENSIONPOLICY_CRD = SCHEMAS / "envoy-gateway-envoyextensionpolicies-crd.yaml"
+# What Envoy Gateway's API source means for wasm code sha256 (its kubebuilder Pattern marker
+# lacks the leading "+", so the generated CRD does not enforce it; the controller only finds a
+# wrong digest when it downloads the module).
+SHA256_HEX = re.compile(r"^[a-f0-9]{64}$")
 
-# Values the templates are rendered with for validation: realistic, and valid for every
-# check (the HMAC key is 32 bytes, base64).
+# Overrides `make envoy` could apply (render.py), all different from the files' defaults:
+# each bootstrap must stay valid with them as well as it stands (the HMAC key is 32 bytes,
+# base64).
 TEST_VALUES = {
     "KUBEGATE_WASM": "/opt/kubegate/kubegate.wasm",
     "KUBEGATE_LISTEN_ADDRESS": "0.0.0.0",
-    "KUBEGATE_LISTEN_PORT": "8443",
-    "KUBEGATE_TLS_CERT": "/etc/kubegate/tls/tls.crt",
-    "KUBEGATE_TLS_KEY": "/etc/kubegate/tls/tls.key",
-    "KUBEGATE_UPSTREAM_ADDRESS": "127.0.0.1",
-    "KUBEGATE_UPSTREAM_PORT": "6443",
+    "KUBEGATE_LISTEN_PORT": "9443",
+    "KUBEGATE_TLS_CERT": "/etc/kubegate/tls/other.crt",
+    "KUBEGATE_TLS_KEY": "/etc/kubegate/tls/other.key",
+    "KUBEGATE_UPSTREAM_ADDRESS": "10.0.0.1",
+    "KUBEGATE_UPSTREAM_PORT": "6444",
     "KUBEGATE_UPSTREAM_CA": "/etc/kubegate/upstream-ca.crt",
-    "KUBEGATE_UPSTREAM_SAN": "localhost",
-    "KUBEGATE_JWKS_ADDRESS": "k8s.localhost.pomerium.io",
-    "KUBEGATE_JWKS_PORT": "443",
-    "KUBEGATE_JWKS_CA": "/etc/ssl/certs/ca-certificates.crt",
-    "KUBEGATE_ADMIN_PORT": "9901",
+    "KUBEGATE_UPSTREAM_SAN": "apiserver.internal",
+    "KUBEGATE_JWKS_ADDRESS": "pomerium.pomerium.svc",
+    "KUBEGATE_JWKS_PORT": "8443",
+    "KUBEGATE_JWKS_CA": "/etc/kubegate/pomerium-ca.crt",
+    "KUBEGATE_ADMIN_PORT": "9902",
     "KUBEGATE_DEV_HMAC_B64": "a3ViZWdhdGUtZXhhbXBsZXMtdGVzdC1rZXktMzJieXQ=",
 }
+PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 
 
 @dataclass
@@ -65,6 +75,7 @@ class FileReport:
 
 
 _crd: crd_check.CRD | None = None
+_eep_crd: crd_check.CRD | None = None
 
 
 def wasmplugin_crd() -> crd_check.CRD:
@@ -72,6 +83,52 @@ def wasmplugin_crd() -> crd_check.CRD:
     if _crd is None:
         _crd = crd_check.CRD(yamlutil.load_one(WASMPLUGIN_CRD.read_text()))
     return _crd
+
+
+def extensionpolicy_crd() -> crd_check.CRD:
+    global _eep_crd
+    if _eep_crd is None:
+        _eep_crd = crd_check.CRD(yamlutil.load_one(EXTENSIONPOLICY_CRD.read_text()))
+    return _eep_crd
+
+
+def check_extensionpolicy(obj: dict) -> tuple[list[str], list[tuple[str, dict]]]:
+    """An Envoy Gateway EnvoyExtensionPolicy: the CRD's schema and CEL rules, then what kubegate
+    needs of each Wasm entry that carries its configuration. Returns (errors, configurations)."""
+    errs = extensionpolicy_crd().validate(obj)
+    confs: list[tuple[str, dict]] = []
+    name = (obj.get("metadata") or {}).get("name", "")
+    wasm = (obj.get("spec") or {}).get("wasm")
+    entries = [w for w in wasm if isinstance(w, dict)] if isinstance(wasm, list) else []
+    if not entries:
+        errs.append("spec.wasm: kubegate needs a Wasm entry")
+    for i, w in enumerate(entries):
+        at = f"spec.wasm[{i}]"
+        conf = w.get("config")
+        if not isinstance(conf, dict):
+            errs.append(f"{at}.config: kubegate needs its configuration (a JSON object)")
+            continue
+        if w.get("failOpen") is True:
+            errs.append(f"{at}.failOpen: true lets requests through unauthenticated when the "
+                        "module fails; leave it false")
+        code = w.get("code") if isinstance(w.get("code"), dict) else {}
+        source = code.get({"HTTP": "http", "Image": "image"}.get(code.get("type"), ""), None)
+        if isinstance(source, dict):
+            digest = source.get("sha256")
+            if digest is None:
+                errs.append(f"{at}.code: pin the module with sha256; without it Envoy Gateway "
+                            "runs whatever the URL serves")
+            elif not isinstance(digest, str) or not SHA256_HEX.match(digest):
+                errs.append(f"{at}.code sha256: {digest!r} is not 64 lower-case hex digits")
+            url = source.get("url", "")
+            if code.get("type") == "HTTP" and isinstance(url, str) and not url.startswith("https://"):
+                errs.append(f"{at}.code.http.url: fetch the module over https")
+        hosts = (w.get("env") or {}).get("hostKeys") if isinstance(w.get("env"), dict) else None
+        exposed = set(hosts) if isinstance(hosts, list) else set()
+        errs += [f"{at}.config: {e}" for e in envoy_check.config_errors(conf, exposed, clusters=None)]
+        suffix = f"-{i}" if len(entries) > 1 else ""
+        confs.append((f"envoy-gateway-{name}{suffix}.json", json.loads(json.dumps(conf))))
+    return errs, confs
 
 
 def token_env_names(conf: dict) -> list[str]:
@@ -96,14 +153,32 @@ def is_bootstrap(path: Path, text: str) -> bool:
 
 
 def check_bootstrap(path: Path, text: str) -> FileReport:
+    """The bootstrap as it stands (Envoy loads it so; it expands no ${VAR}), and the copy
+    `make envoy` would write with every setting overridden: both must pass."""
     rep = FileReport(path)
+    for n, line in enumerate(text.splitlines(), 1):
+        if PLACEHOLDER.search(line):
+            rep.errors.append(f"line {n}: {PLACEHOLDER.search(line).group(0)}: Envoy does not expand "
+                              "variables in a bootstrap; write the concrete default and mark it "
+                              "with a `# KUBEGATE_<NAME>` comment (render.py)")
+    if rep.errors:
+        return rep
     try:
-        doc = yamlutil.load_one(render.render(text, TEST_VALUES))
+        doc = yamlutil.load_one(text)
+        known = render.settings(text)
+        overridden = yamlutil.load_one(render.render(
+            text, {k: v for k, v in TEST_VALUES.items() if k in known}))
     except (ValueError, render.RenderError) as e:
         rep.errors.append(str(e))
         return rep
-    res = envoy_check.check(doc, allow_skip_verify="skip-verify" in path.name)
+    unknown = sorted(set(known) - set(TEST_VALUES))
+    if unknown:
+        rep.errors.append(f"settings without a test value in examples_check.TEST_VALUES: {unknown}")
+    skip = "skip-verify" in path.name
+    res = envoy_check.check(doc, allow_skip_verify=skip)
     rep.errors += res.errors
+    rep.errors += [f"with make envoy's overrides: {e}"
+                   for e in envoy_check.check(overridden, allow_skip_verify=skip).errors]
     for i, (_, conf) in enumerate(res.configs):
         suffix = f"-{i}" if len(res.configs) > 1 else ""
         rep.configs.append((f"envoy-{path.stem}{suffix}.json", conf))
@@ -144,6 +219,14 @@ def check_manifests(path: Path, text: str) -> FileReport:
                 rep.configs.append((f"istio-wasmplugin-{name}.json", json.loads(json.dumps(conf))))
             else:
                 errs.append("spec.pluginConfig: kubegate needs its configuration")
+        elif kind == "EnvoyExtensionPolicy":
+            errs, confs = check_extensionpolicy(obj)
+            rep.configs += confs
+        elif kind == "EnvoyProxy":
+            errs = k8s_check.custom_resource_errors(obj)
+            errs += envoyproxy_errors(obj)
+        elif k8s_check.is_gateway(obj):
+            errs = k8s_check.custom_resource_errors(obj)
         elif k8s_check.is_istio(obj):
             errs = []
             if not isinstance(obj.get("spec"), dict):
@@ -157,6 +240,19 @@ def check_manifests(path: Path, text: str) -> FileReport:
         rep.errors += [f"{label}: {e}" for e in errs]
         rep.objects.append(obj)
     return rep
+
+
+def envoyproxy_errors(obj: dict) -> list[str]:
+    """The proxy's access log must print the Kubernetes user and no credential."""
+    settings = (((obj.get("spec") or {}).get("telemetry") or {}).get("accessLog") or {}).get("settings")
+    if not isinstance(settings, list) or not settings:
+        return [f"spec.telemetry.accessLog.settings: log each request with the Kubernetes user "
+                f"({envoy_check.USER_IN_ACCESS_LOG})"]
+    formats = []
+    for s in settings:
+        fmt = (s or {}).get("format") or {}
+        formats += envoy_check.format_strings(fmt.get("json") if fmt.get("type") == "JSON" else fmt.get("text"))
+    return envoy_check.access_log_format_errors(formats, "spec.telemetry.accessLog")
 
 
 def check_file(path: Path) -> FileReport:

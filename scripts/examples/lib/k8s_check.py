@@ -23,7 +23,15 @@ K8S_VERSIONS = ("1.30.0", "1.36.0")
 BUILTIN_CLUSTER_ROLES = {"cluster-admin", "admin", "edit", "view"}
 SA_TOKEN_KEYS = {"token", "ca.crt", "namespace"}
 ISTIO_GROUPS = {"networking.istio.io", "extensions.istio.io", "security.istio.io"}
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+GATEWAY_GROUPS = {"gateway.networking.k8s.io", "gateway.envoyproxy.io"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "GatewayClass"}
+# Namespaces that exist before the examples are applied: Kubernetes' own, the one Envoy
+# Gateway's installation creates and runs the gateway Pods in, and Pomerium's (the examples
+# put kubegate behind a Pomerium installed there).
+PLATFORM_NAMESPACES = {"default", "envoy-gateway-system", "pomerium"}
+# Where Envoy Gateway runs a Gateway's Envoy Pods (its default deployment mode).
+ENVOY_GATEWAY_PROXY_NAMESPACE = "envoy-gateway-system"
+ENVOY_GATEWAY_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
 
 
 def api_group(obj: dict) -> str:
@@ -33,6 +41,21 @@ def api_group(obj: dict) -> str:
 
 def is_istio(obj: dict) -> bool:
     return api_group(obj) in ISTIO_GROUPS
+
+
+def is_gateway(obj: dict) -> bool:
+    """Gateway API and Envoy Gateway kinds (no schema here but the EnvoyExtensionPolicy CRD)."""
+    return api_group(obj) in GATEWAY_GROUPS
+
+
+def custom_resource_errors(obj: dict) -> list[str]:
+    """What can be checked of a custom resource without its CRD."""
+    errs = []
+    if not isinstance(obj.get("spec"), dict):
+        errs.append("spec: Required value")
+    if obj.get("kind") not in CLUSTER_SCOPED and not (obj.get("metadata") or {}).get("namespace"):
+        errs.append("metadata.namespace: set it explicitly")
+    return errs
 
 
 def schema_errors(obj: Any) -> list[str]:
@@ -80,7 +103,7 @@ def wiring_errors(objs: Iterable[tuple[str, dict]], kubegate_env_names=None) -> 
     for src, o in objs:
         kind, ns, name = _key(o)
         where = f"{src}: {kind} {ns + '/' if ns else ''}{name}"
-        if ns and ns not in namespaces:
+        if ns and ns not in namespaces and ns not in PLATFORM_NAMESPACES:
             out.append(f"{where}: namespace {ns!r} is not created by any example")
         if kind in ("ClusterRoleBinding", "RoleBinding"):
             ref = o.get("roleRef", {})
@@ -154,7 +177,7 @@ def wiring_errors(objs: Iterable[tuple[str, dict]], kubegate_env_names=None) -> 
         kind, ns, name = _key(o)
         where = f"{src}: {kind} {ns}/{name}"
         spec = o.get("spec") or {}
-        if kind == "Gateway":
+        if kind == "Gateway" and is_istio(o):
             gateways[(ns, name)] = o
             if not selected(spec.get("selector") or {}, ns):
                 out.append(f"{where}: selector matches no gateway Deployment in {ns}")
@@ -190,6 +213,7 @@ def wiring_errors(objs: Iterable[tuple[str, dict]], kubegate_env_names=None) -> 
                 for n in sorted(host_env - proxy_env):
                     out.append(f"{where}: vmConfig.env {n} (HOST) is not set on the istio-proxy "
                                f"container of Deployment {_key(dep)[2]}")
+    out += envoy_gateway_wiring(objs, index, kubegate_env_names)
     for src, o in objs:
         kind, ns, name = _key(o)
         if kind == "VirtualService":
@@ -197,4 +221,149 @@ def wiring_errors(objs: Iterable[tuple[str, dict]], kubegate_env_names=None) -> 
                 gns, _, gname = g.rpartition("/")
                 if g != "mesh" and (gns or ns, gname) not in gateways:
                     out.append(f"{src}: VirtualService {ns}/{name}: gateway {g!r} does not exist")
+    return out
+
+
+def _ref_key(ref: dict, default_kind: str, default_ns: str) -> tuple[str, str, str]:
+    return ref.get("kind", default_kind), ref.get("namespace", default_ns), ref.get("name", "")
+
+
+def envoy_gateway_wiring(objs: list[tuple[str, dict]], index: dict, kubegate_env_names=None) -> list[str]:
+    """Envoy Gateway: the policy reaches a Gateway of Envoy Gateway's class, the proxy's
+    environment holds what the policy hands the VM, the API server route has no timeout,
+    upgrades, HTTP/1.1 and verified TLS, and cross-namespace references are granted."""
+    out: list[str] = []
+    # Istio has a Gateway kind too: look Gateway API and Envoy Gateway kinds up among their own.
+    own = {_key(o): o for _, o in objs if is_gateway(o)}
+
+    def get(kind, ns, name):
+        if (kind, ns, name) in own:
+            return own[(kind, ns, name)]
+        found = index.get((kind, ns, name), (None, None))[1]
+        return None if found is not None and is_istio(found) else found
+
+    def where(src, o):
+        kind, ns, name = _key(o)
+        return f"{src}: {kind} {ns + '/' if ns else ''}{name}"
+
+    def envoyproxy_for(gw: dict):
+        ns = _key(gw)[1]
+        ref = ((gw.get("spec") or {}).get("infrastructure") or {}).get("parametersRef") or {}
+        if ref.get("kind") == "EnvoyProxy":
+            return get("EnvoyProxy", ns, ref.get("name"))
+        gc = get("GatewayClass", "", (gw.get("spec") or {}).get("gatewayClassName"))
+        ref = ((gc or {}).get("spec") or {}).get("parametersRef") or {}
+        if ref.get("kind") == "EnvoyProxy":
+            return get("EnvoyProxy", ref.get("namespace", ""), ref.get("name"))
+        return None
+
+    def granted(from_kind, from_ns, to_kind, to_ns, to_name):
+        for _, g in objs:
+            k, gns, _ = _key(g)
+            if k != "ReferenceGrant" or gns != to_ns:
+                continue
+            spec = g.get("spec") or {}
+            if any(f.get("kind") == from_kind and f.get("namespace") == from_ns for f in spec.get("from") or []) and \
+               any(t.get("kind") == to_kind and t.get("name", to_name) == to_name for t in spec.get("to") or []):
+                return True
+        return False
+
+    def targeted_by(kind, target_kind, ns, name):
+        return [o for _, o in objs if _key(o)[0] == kind and _key(o)[1] == ns and any(
+            r.get("kind") == target_kind and r.get("name") == name
+            for r in (o.get("spec") or {}).get("targetRefs") or [])]
+
+    for src, o in objs:
+        kind, ns, name = _key(o)
+        spec = o.get("spec") or {}
+        w = where(src, o)
+        if kind == "Gateway" and api_group(o) == "gateway.networking.k8s.io":
+            gc = get("GatewayClass", "", spec.get("gatewayClassName"))
+            if gc is None:
+                out.append(f"{w}: GatewayClass {spec.get('gatewayClassName')!r} does not exist")
+            elif (gc.get("spec") or {}).get("controllerName") != ENVOY_GATEWAY_CONTROLLER:
+                out.append(f"{w}: its GatewayClass is not Envoy Gateway's ({ENVOY_GATEWAY_CONTROLLER})")
+            for li in spec.get("listeners") or []:
+                if li.get("protocol") == "HTTPS" and not (li.get("tls") or {}).get("certificateRefs"):
+                    out.append(f"{w}: HTTPS listener {li.get('name')!r} without tls.certificateRefs")
+                if li.get("protocol") == "HTTP":
+                    out.append(f"{w}: listener {li.get('name')!r} is plain HTTP; kubectl sends bearer tokens")
+            if envoyproxy_for(o) is None:
+                out.append(f"{w}: no EnvoyProxy (infrastructure.parametersRef) puts the token into the proxy's environment")
+        if kind == "HTTPRoute":
+            for ref in spec.get("parentRefs") or []:
+                if get("Gateway", ref.get("namespace", ns), ref.get("name")) is None:
+                    out.append(f"{w}: parent Gateway {ref.get('name')!r} does not exist")
+            for ri, rule in enumerate(spec.get("rules") or []):
+                for b in rule.get("backendRefs") or []:
+                    bkind, bns, bname = _ref_key(b, "Service", ns)
+                    if bns != ns and not granted("HTTPRoute", ns, bkind, bns, bname):
+                        out.append(f"{w}: rules[{ri}] uses {bkind} {bns}/{bname} without a ReferenceGrant in {bns}")
+                    tls = targeted_by("BackendTLSPolicy", bkind, bns, bname)
+                    if not tls:
+                        out.append(f"{w}: rules[{ri}]: no BackendTLSPolicy for {bkind} {bns}/{bname}; "
+                                   "the service-account token would travel in plaintext")
+                    for t in tls:
+                        v = (t.get("spec") or {}).get("validation") or {}
+                        if not v.get("hostname") or not (v.get("caCertificateRefs") or v.get("wellKnownCACertificates")):
+                            out.append(f"{where('', t).lstrip(': ')}: validation needs a hostname and CA certificates")
+                    if (bkind, bns, bname) == ("Service", "default", "kubernetes"):
+                        timeout = (rule.get("timeouts") or {}).get("request")
+                        if timeout not in ("0s", "0"):
+                            out.append(f"{w}: rules[{ri}].timeouts.request: set 0s; a deadline cuts off "
+                                       "watches, logs -f and exec sessions")
+                        tls_hosts = {((t.get("spec") or {}).get("validation") or {}).get("hostname") for t in tls}
+                        if tls and "kubernetes.default.svc" not in tls_hosts:
+                            out.append(f"{w}: the API server's BackendTLSPolicy must verify the name kubernetes.default.svc")
+                        btps = targeted_by("BackendTrafficPolicy", "HTTPRoute", ns, name)
+                        upgrades = {(u.get("type") or "").lower() for p in btps
+                                    for u in (p.get("spec") or {}).get("httpUpgrade") or []}
+                        for needed in ("websocket", "spdy/3.1"):
+                            if needed not in upgrades:
+                                out.append(f"{w}: no BackendTrafficPolicy httpUpgrade {needed!r} (kubectl exec/port-forward)")
+                        if not any((p.get("spec") or {}).get("useClientProtocol") for p in btps):
+                            out.append(f"{w}: SPDY/3.1 needs HTTP/1.1 to the API server: a BackendTrafficPolicy "
+                                       "with useClientProtocol: true")
+        if kind == "EnvoyExtensionPolicy":
+            gateways = []
+            for ref in spec.get("targetRefs") or []:
+                target = get(ref.get("kind"), ns, ref.get("name"))
+                if target is None:
+                    out.append(f"{w}: target {ref.get('kind')} {ref.get('name')!r} does not exist in {ns}")
+                elif ref.get("kind") == "Gateway":
+                    gateways.append(target)
+                elif ref.get("kind") == "HTTPRoute":
+                    gateways += [g for r in (target.get("spec") or {}).get("parentRefs") or []
+                                 if (g := get("Gateway", r.get("namespace", ns), r.get("name"))) is not None]
+            for wi, entry in enumerate(spec.get("wasm") or []):
+                hosts = set(((entry or {}).get("env") or {}).get("hostKeys") or [])
+                if kubegate_env_names is not None:
+                    for n in kubegate_env_names((entry or {}).get("config") or {}):
+                        if n not in hosts:
+                            out.append(f"{w}: wasm[{wi}].config reads {n} but env.hostKeys does not provide it")
+                for gw in gateways:
+                    proxy = envoyproxy_for(gw)
+                    container = ((((proxy or {}).get("spec") or {}).get("provider") or {}).get("kubernetes") or {})
+                    env = ((container.get("envoyDeployment") or {}).get("container") or {}).get("env") or []
+                    names = {e.get("name") for e in env}
+                    for n in sorted(hosts - names):
+                        out.append(f"{w}: wasm[{wi}].env.hostKeys {n} is not set on the proxy container "
+                                   f"(EnvoyProxy of Gateway {_key(gw)[2]})")
+        if kind == "EnvoyProxy":
+            dep = (((spec.get("provider") or {}).get("kubernetes") or {}).get("envoyDeployment") or {})
+            for e in ((dep.get("container") or {}).get("env") or []):
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if not ref:
+                    continue
+                pns = ENVOY_GATEWAY_PROXY_NAMESPACE
+                secret = get("Secret", pns, ref.get("name"))
+                if secret is None:
+                    out.append(f"{w}: env {e.get('name')}: Secret {pns}/{ref.get('name')} is not in the examples "
+                               f"(the proxy Pods run in {pns} and read Secrets of their own namespace only)")
+                else:
+                    keys = set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+                    if secret.get("type") == "kubernetes.io/service-account-token":
+                        keys |= SA_TOKEN_KEYS
+                    if ref.get("key") not in keys:
+                        out.append(f"{w}: env {e.get('name')}: Secret {ref.get('name')} has no key {ref.get('key')!r}")
     return out

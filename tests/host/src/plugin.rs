@@ -559,6 +559,30 @@ impl FilterStream {
         self.wait(rx, sent, TrailersVerdict::Failed).await
     }
 
+    /// The filter state the filter set on this stream (`proxy_set_property`), by path
+    /// (segments joined by NUL), as Envoy would keep it for the access log. Empty once the
+    /// stream has ended or when the VM is gone.
+    pub async fn filter_state(&self) -> std::collections::BTreeMap<String, String> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.worker.send(WorkerCommand::FilterState {
+            context: self.context,
+            reply,
+        });
+        if !sent {
+            return Default::default();
+        }
+        rx.await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(&k).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// Ends the stream now (the same happens on drop).
     pub fn finish(mut self) {
         self.end();

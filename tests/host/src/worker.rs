@@ -71,6 +71,12 @@ pub(crate) enum WorkerCommand {
         generation: u64,
         token: u32,
     },
+    /// What the filter set with `proxy_set_property` on a stream (Envoy's `wasm.` filter
+    /// state), by path (segments joined by NUL): read-only.
+    FilterState {
+        context: u32,
+        reply: oneshot::Sender<Vec<(Vec<u8>, Vec<u8>)>>,
+    },
     /// The VM's linear memory size in bytes (`None` while it has no VM): read-only.
     MemorySize {
         reply: oneshot::Sender<Option<usize>>,
@@ -660,6 +666,23 @@ impl Worker {
                 let root = vm.store.data().root_context_id;
                 let result = vm.on_queue_ready(root, token);
                 self.after_vm_call(result, None);
+            }
+            WorkerCommand::FilterState { context, reply } => {
+                let state = self
+                    .vm
+                    .as_ref()
+                    .and_then(|vm| vm.store.data().streams.get(&context))
+                    .map(|stream| {
+                        let mut pairs: Vec<_> = stream
+                            .filter_state
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        pairs.sort();
+                        pairs
+                    })
+                    .unwrap_or_default();
+                let _ = reply.send(state);
             }
             WorkerCommand::MemorySize { reply } => {
                 let _ = reply.send(self.vm.as_ref().map(Vm::memory_bytes));
