@@ -586,4 +586,30 @@ mod tests {
             assert!(map(&claims(c.clone()), &rules).is_err(), "{c}");
         }
     }
+
+    #[test]
+    fn reserved_prefixes_apply_to_the_names_the_api_server_sees() {
+        let reserved = ReservedNames::default();
+        let identity = |user: &str, groups: &[&str]| Identity {
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            uid: None,
+            extra: Vec::new(),
+            unprefixed_groups: Vec::new(),
+        };
+        assert!(reserved.check(&identity("a@example.com", &["dev"])).is_ok());
+        for (user, groups) in [
+            ("a@example.com", &["kubeadm:cluster-admins"][..]),
+            ("a@example.com", &["dev", "KUBEADM:cluster-admins"]),
+            ("kubeadm:someone", &[]),
+            ("System:admin", &[]),
+        ] {
+            let err = reserved.check(&identity(user, groups)).unwrap_err();
+            assert!(err.is_forbidden(), "{user} {groups:?}");
+        }
+        // A prefix from the claim mapping makes the IdP's name harmless.
+        assert!(reserved
+            .check(&identity("a@example.com", &["oidc:kubeadm:cluster-admins"]))
+            .is_ok());
+    }
 }

@@ -477,6 +477,153 @@ mod tests {
     }
 
     #[test]
+    fn front_proxy_and_configured_headers_are_removed_in_any_case() {
+        let headers = h(&[
+            ("X-Remote-User", "admin"),
+            ("x-remote-group", "system:masters"),
+            ("X-REMOTE-EXTRA-Scopes", "all"),
+            ("x-remote-other", "kept"),
+            ("X-Debug", "1"),
+        ]);
+        let plan = plan_with(
+            &headers,
+            &TokenSource::default_sources(),
+            &["x-debug".to_string()],
+            &identity(),
+            "sa",
+        );
+        let out = apply(&headers, &plan);
+        let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"x-remote-other"));
+        for gone in [
+            "X-Remote-User",
+            "x-remote-group",
+            "X-REMOTE-EXTRA-Scopes",
+            "X-Debug",
+        ] {
+            assert!(!names.contains(&gone), "{gone}");
+        }
+        assert_eq!(plan.check(&out), Ok(()));
+    }
+
+    #[test]
+    fn writes_replace_authorization_once_and_never_remove_it() {
+        let plan = plan(&[], &TokenSource::default_sources(), &identity(), "sa");
+        let writes = plan.writes();
+        assert!(!writes.contains(&Write::Remove("authorization")));
+        let replaces: Vec<&Write> = writes
+            .iter()
+            .filter(|w| matches!(w, Write::Replace(..)))
+            .collect();
+        assert_eq!(
+            replaces,
+            vec![&Write::Replace("authorization", "Bearer sa")]
+        );
+        assert!(!writes
+            .iter()
+            .any(|w| matches!(w, Write::Add("authorization", _))));
+    }
+
+    #[test]
+    fn the_read_back_must_be_exactly_the_plan() {
+        let sources = vec![
+            TokenSource::Header {
+                name: "authorization".into(),
+                prefix: "Bearer ".into(),
+            },
+            TokenSource::Cookie {
+                name: "_session".into(),
+            },
+        ];
+        let headers = h(&[
+            (":path", "/api"),
+            ("authorization", "Bearer client"),
+            ("proxy-authorization", "Basic x"),
+            ("impersonate-user", "admin"),
+            ("x-remote-user", "admin"),
+            ("cookie", "a=1; _session=jwt"),
+        ]);
+        let plan = plan(&headers, &sources, &identity(), "sa");
+        let good = apply(&headers, &plan);
+        assert_eq!(plan.check(&good), Ok(()));
+        let with = |extra: (&str, &str)| {
+            let mut out = good.clone();
+            out.push((extra.0.to_string(), extra.1.to_string()));
+            out
+        };
+        let without = |name: &str, value: &str| -> Vec<(String, String)> {
+            good.iter()
+                .filter(|(n, v)| !(n == name && v == value))
+                .cloned()
+                .collect()
+        };
+        for (what, bad) in [
+            (
+                "client authorization left",
+                with(("authorization", "Bearer client")),
+            ),
+            ("sa bearer twice", with(("authorization", "Bearer sa"))),
+            ("sa bearer missing", without("authorization", "Bearer sa")),
+            (
+                "proxy-authorization left",
+                with(("Proxy-Authorization", "Basic x")),
+            ),
+            (
+                "client impersonation left",
+                with(("impersonate-user", "admin")),
+            ),
+            (
+                "a group too many",
+                with(("impersonate-group", "system:masters")),
+            ),
+            ("a group missing", without("impersonate-group", "ops")),
+            (
+                "an unplanned impersonation",
+                with(("impersonate-extra-x", "y")),
+            ),
+            ("front proxy left", with(("X-Remote-Group", "g"))),
+            ("front proxy extra", with(("x-remote-extra-a", "b"))),
+            ("session cookie left", with(("cookie", "_session=jwt"))),
+            (
+                "bearer subprotocol",
+                with((
+                    "sec-websocket-protocol",
+                    "base64url.bearer.authorization.k8s.io.eA",
+                )),
+            ),
+            ("user missing", without("impersonate-user", "a@example.com")),
+        ] {
+            let error = plan.check(&bad).expect_err(what);
+            assert!(
+                !error.contains("jwt") && !error.contains("Bearer"),
+                "{what}: {error}"
+            );
+        }
+        // An unrelated header the proxy adds is not the plan's business.
+        assert_eq!(plan.check(&with(("x-request-id", "1"))), Ok(()));
+    }
+
+    #[test]
+    fn header_names_and_names_kubegate_sets() {
+        for name in ["x-debug", "X-Forwarded-Client-Cert", "a!#$%&'*+-.^_`|~1"] {
+            assert!(is_header_name(name), "{name}");
+        }
+        for name in ["", ":path", "a b", "a:b", "é", "a\r"] {
+            assert!(!is_header_name(name), "{name}");
+        }
+        for name in [
+            "authorization",
+            "impersonate-user",
+            "impersonate-",
+            "cookie",
+            "sec-websocket-protocol",
+        ] {
+            assert!(is_set_by_kubegate(name), "{name}");
+        }
+        assert!(!is_set_by_kubegate("proxy-authorization"));
+    }
+
+    #[test]
     fn extra_keys_are_escaped_like_client_go() {
         assert_eq!(escape_extra_key("acme.com/project"), "acme.com%2Fproject");
         assert_eq!(escape_extra_key("Scopes"), "scopes");
