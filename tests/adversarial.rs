@@ -509,7 +509,8 @@ async fn an_rsa_public_key_used_as_an_hmac_secret_is_refused() {
         .sign(
             Claims::with_custom_claims(custom, jwt_simple::prelude::Duration::from_secs(300))
                 .with_issuer(ISSUER)
-                .with_audience(AUDIENCE),
+                .with_audience(AUDIENCE)
+                .with_subject("sub-alice@example.com"),
         )
         .unwrap();
     let outcome = plugin
