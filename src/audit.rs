@@ -36,7 +36,8 @@ pub const PROPERTY_ROUTE: &str = "kubegate.route";
 #[derive(Clone, Copy, Debug)]
 pub struct Reported<'a> {
     pub log: &'a DecisionLog,
-    /// `allowed`, `unauthenticated`, `forbidden`, `not_found` or `unavailable`.
+    /// `allowed`, `unauthenticated`, `forbidden`, `not_found`, `unavailable` or
+    /// `internal_error`.
     pub decision: &'a str,
     pub reason: &'a str,
 }
@@ -193,6 +194,7 @@ fn response_code(decision: &str) -> Option<u16> {
         "forbidden" => Some(403),
         "not_found" => Some(404),
         "unavailable" => Some(503),
+        "internal_error" => Some(500),
         _ => None,
     }
 }

@@ -8,28 +8,31 @@
 //! (set_effective_context: the hostcalls act on the effective context) and resumes it or
 //! answers it.
 
+mod abi;
 mod decision_state;
 mod metrics;
 mod remote_keys;
 
+use crate::audit::Reported;
 use crate::config::Config;
-use crate::gate::{self, Decision, DecisionLog, Kind, Outcome};
+use crate::gate::{self, Decision, DecisionLog, Kind, Outcome, Upstream};
 use crate::jwks::{Waiter, WaitingList};
 use crate::jwt::KeySet;
 use crate::status::Refusal;
 use crate::token_cache::VerifiedTokenCache;
-use log::{error, info};
+use crate::upstream::{HeaderPlan, Write};
+use log::{error, info, warn};
 use metrics::{increment, Metrics};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, ContextType};
 use remote_keys::{Fetcher, MissingKey, RemoteView};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+    // Not proxy_wasm::set_log_level: its logger and panic hook unwrap proxy_log (abi.rs).
+    abi::init_logging();
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
         Box::new(Root::new(context_id))
     });
@@ -93,8 +96,14 @@ impl Configured {
             .find(|remote| remote.authenticator == index)
     }
 
-    /// Judges a request and counts the cache outcome.
-    fn decide(&self, metrics: &Metrics, headers: &[(String, String)], now_ms: u64) -> Decision {
+    /// Judges a request the proxy routes to `upstream` and counts the cache outcome.
+    fn decide(
+        &self,
+        metrics: &Metrics,
+        headers: &[(String, String)],
+        upstream: Upstream<'_>,
+        now_ms: u64,
+    ) -> Decision {
         let now = now_ms / 1000;
         // Borrows cannot fail in a single-threaded VM with no re-entry; if one ever did,
         // the request is refused rather than judged without keys.
@@ -103,12 +112,15 @@ impl Configured {
         };
         let source_ip = source_ip();
         let decision = match self.cache.try_borrow_mut() {
-            Ok(mut cache) => gate::decide_from(&config, &mut cache, headers, source_ip, now),
-            Err(_) => gate::decide_from(
+            Ok(mut cache) => {
+                gate::decide_at(&config, &mut cache, headers, source_ip, upstream, now)
+            }
+            Err(_) => gate::decide_at(
                 &config,
                 &mut VerifiedTokenCache::new(0),
                 headers,
                 source_ip,
+                upstream,
                 now,
             ),
         };
@@ -168,39 +180,109 @@ fn describe(config: &Config) -> String {
 }
 
 /// The request headers of the current (or effective) context, every pair: duplicates
-/// must be seen (reference.md). Values need not be UTF-8; a lossy copy can only fail
-/// verification.
-fn request_headers() -> Vec<(String, String)> {
-    hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
-        .unwrap_or_default()
+/// must be seen (Envoy's "get one header" returns only the first). Values need not be
+/// UTF-8; a lossy copy can only fail verification. A failed read is an error: judging an
+/// empty request instead could only refuse, but the refusal would be the wrong one.
+fn request_headers() -> Result<Vec<(String, String)>, abi::HostError> {
+    Ok(abi::header_pairs(abi::REQUEST_HEADERS)?
         .into_iter()
         .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-        .collect()
+        .collect())
 }
 
 /// The client's address (Envoy's `source.address`, `ip:port`) for `source_ip` criteria;
 /// `None` when the proxy does not say, which makes those criteria false.
 fn source_ip() -> Option<std::net::IpAddr> {
-    let address = hostcalls::get_property(vec!["source", "address"]).ok()??;
+    let address = abi::property(&["source", "address"]).ok()??;
     crate::policy::source_ip_from_address(std::str::from_utf8(&address).ok()?)
 }
 
+/// The Envoy cluster the router chose for the current request (`xds.cluster_name`; the
+/// route is resolved before the filter chain runs). Anything but a UTF-8 name is unknown.
+fn upstream_cluster() -> Option<String> {
+    let name = abi::property(&["xds", "cluster_name"]).ok()??;
+    String::from_utf8(name).ok()
+}
+
 fn now_ms() -> u64 {
-    hostcalls::get_current_time()
+    abi::current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
+/// Answers the request locally. If the proxy refuses the answer, the stream is reset
+/// instead; either way the caller stops the request (Action::Pause), so it is never
+/// forwarded.
 fn send_refusal(refusal: &Refusal) {
     let headers = refusal.headers();
     let body = refusal.body();
-    let _ = hostcalls::send_http_response(
-        u32::from(refusal.code),
-        headers.iter().map(|(n, v)| (*n, v.as_str())).collect(),
-        Some(body.as_bytes()),
-    );
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    if let Err(e) = abi::send_local_response(u32::from(refusal.code), &pairs, body.as_bytes()) {
+        error!(
+            "kubegate: the proxy refused the local reply ({} {}): status {}; resetting the stream",
+            refusal.code,
+            refusal.reason(),
+            e.0
+        );
+        if let Err(e) = abi::reset_http_request() {
+            error!(
+                "kubegate: the stream could not be reset either: status {}; it stays stopped",
+                e.0
+            );
+        }
+    }
+}
+
+/// A request that cannot be forwarded safely: logged as `decision=internal_error`, counted,
+/// answered 500.
+fn refuse_internal(configured: &Configured, vm: &Vm, mut log: DecisionLog, reason: String) {
+    log.kind = Kind::Internal;
+    log.reason = reason;
+    vm.metrics.count(Kind::Internal);
+    decision_state::report(&configured.config, Reported::of(&log));
+    send_refusal(&Refusal::internal(
+        "kubegate: the gateway could not prepare this request for the API server, so it is not forwarded; the gateway's log says why"
+            .to_string(),
+    ));
+}
+
+/// Applies the plan to the request headers, every write checked, then reads the headers
+/// back once and checks they are exactly what the plan says. Any failure is an error: the
+/// caller refuses the request (a write that failed or that the proxy silently dropped must
+/// not forward the client's credentials, or a request without the identity).
+fn apply(plan: &HeaderPlan) -> Result<(), String> {
+    for write in plan.writes() {
+        let (what, name, result) = match write {
+            Write::Remove(name) => (
+                "remove",
+                name,
+                abi::remove_header(abi::REQUEST_HEADERS, name),
+            ),
+            Write::Replace(name, value) => (
+                "replace",
+                name,
+                abi::replace_header(abi::REQUEST_HEADERS, name, value),
+            ),
+            Write::Add(name, value) => (
+                "add",
+                name,
+                abi::add_header(abi::REQUEST_HEADERS, name, value),
+            ),
+        };
+        if let Err(e) = result {
+            return Err(format!("the proxy failed to {what} {name}: status {}", e.0));
+        }
+    }
+    let after = request_headers().map_err(|e| {
+        format!(
+            "the rewritten headers could not be read back: status {}",
+            e.0
+        )
+    })?;
+    plan.check(&after)
+        .map_err(|e| format!("the rewritten headers are not what kubegate set: {e}"))
 }
 
 /// Applies a final decision to the current (or effective) http context: the header plan,
@@ -220,7 +302,7 @@ fn answer(configured: &Configured, vm: &Vm, decision: Decision) -> bool {
         );
         decision_state::report(
             &configured.config,
-            crate::audit::Reported {
+            Reported {
                 log: &decision.log,
                 decision: "unavailable",
                 reason: "no usable remote key set",
@@ -229,26 +311,61 @@ fn answer(configured: &Configured, vm: &Vm, decision: Decision) -> bool {
         send_refusal(&refusal);
         return false;
     }
-    vm.metrics.count(decision.log.kind);
-    decision_state::report(
-        &configured.config,
-        crate::audit::Reported::of(&decision.log),
-    );
     match decision.outcome {
-        Outcome::Allow(plan) => {
-            for name in &plan.remove {
-                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+        Outcome::Allow(plan) => match apply(&plan) {
+            Ok(()) => {
+                vm.metrics.count(decision.log.kind);
+                decision_state::report(&configured.config, Reported::of(&decision.log));
+                true
             }
-            for (name, value) in &plan.add {
-                let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
+            Err(reason) => {
+                refuse_internal(configured, vm, decision.log, reason);
+                false
             }
-            true
-        }
+        },
         Outcome::Refuse(refusal) => {
+            vm.metrics.count(decision.log.kind);
+            decision_state::report(&configured.config, Reported::of(&decision.log));
             send_refusal(&refusal);
             false
         }
     }
+}
+
+/// The log of a request whose headers could not be read.
+fn unread_log() -> DecisionLog {
+    DecisionLog {
+        kind: Kind::Internal,
+        user: None,
+        groups: Vec::new(),
+        method: String::new(),
+        path: String::new(),
+        route: None,
+        reason: String::new(),
+    }
+}
+
+/// Reads and judges the current (effective) request again and applies the answer;
+/// whether it may go on.
+fn judge(configured: &Configured, vm: &Vm, now: u64) -> bool {
+    let headers = match request_headers() {
+        Ok(headers) => headers,
+        Err(e) => {
+            refuse_internal(
+                configured,
+                vm,
+                unread_log(),
+                format!("the request headers could not be read: status {}", e.0),
+            );
+            return false;
+        }
+    };
+    let cluster = upstream_cluster();
+    let upstream = cluster
+        .as_deref()
+        .map_or(Upstream::Unknown, Upstream::Cluster);
+    let decision = configured.decide(&vm.metrics, &headers, upstream, now);
+    answer(configured, vm, decision)
 }
 
 struct Root {
@@ -286,17 +403,17 @@ impl Root {
         }
         for context_id in ready {
             // Fails when the request is gone (it also leaves the list when deleted).
-            if hostcalls::set_effective_context(context_id).is_err() {
+            if abi::set_effective_context(context_id).is_err() {
                 continue;
             }
-            let headers = request_headers();
-            let decision = configured.decide(&self.vm.metrics, &headers, now);
-            if answer(configured, &self.vm, decision) {
-                let _ = hostcalls::resume_http_request();
+            if judge(configured, &self.vm, now) {
+                if let Err(e) = abi::resume_http_request() {
+                    error!("kubegate: a request could not be resumed: status {}", e.0);
+                }
             }
         }
         // Back to the root, so later hostcalls (dispatch above all) act on it.
-        let _ = hostcalls::set_effective_context(self.context_id);
+        let _ = abi::set_effective_context(self.context_id);
     }
 }
 
@@ -325,7 +442,16 @@ impl RootContext for Root {
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = match abi::buffer(abi::PLUGIN_CONFIGURATION, 0, usize::MAX) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                error!(
+                    "kubegate: configuration refused: the proxy did not hand over the plugin configuration (status {})",
+                    e.0
+                );
+                return false;
+            }
+        };
         // The service-account token may come from the VM's environment (WASI environ),
         // which Envoy fills from vm_config.environment_variables and Istio from vmConfig.env.
         let env = |name: &str| std::env::var(name).ok();
@@ -340,6 +466,9 @@ impl RootContext for Root {
         info!("kubegate: configured: {}", describe(&config));
         for note in &config.notes {
             info!("kubegate: note: {note}");
+        }
+        for warning in &config.warnings {
+            warn!("kubegate: warning: {warning}");
         }
         let configured = Rc::new(Configured::new(config));
         self.configured = Some(Rc::clone(&configured));
@@ -440,9 +569,24 @@ impl HttpContext for Request {
             ));
             return Action::Pause;
         };
-        let headers = request_headers();
+        let headers = match request_headers() {
+            Ok(headers) => headers,
+            Err(e) => {
+                refuse_internal(
+                    &configured,
+                    &self.vm,
+                    unread_log(),
+                    format!("the request headers could not be read: status {}", e.0),
+                );
+                return Action::Pause;
+            }
+        };
+        let cluster = upstream_cluster();
+        let upstream = cluster
+            .as_deref()
+            .map_or(Upstream::Unknown, Upstream::Cluster);
         let now = now_ms();
-        let mut decision = configured.decide(&self.vm.metrics, &headers, now);
+        let mut decision = configured.decide(&self.vm.metrics, &headers, upstream, now);
         // Twice at most: after adopting a set another VM published, the key may still be
         // missing, and then a fetch may still be worth waiting for. Only the set of the
         // token's own authenticator is looked at, fetched or waited for.
@@ -455,7 +599,7 @@ impl HttpContext for Request {
             };
             match remote.on_missing_key(&configured, now) {
                 MissingKey::DecideAgain => {
-                    decision = configured.decide(&self.vm.metrics, &headers, now);
+                    decision = configured.decide(&self.vm.metrics, &headers, upstream, now);
                 }
                 MissingKey::Wait { attempts_seen } => {
                     if self.wait_for_keys(remote, &decision, attempts_seen, now) {

@@ -3,7 +3,7 @@
 //! reads the headers, calls `decide`, and applies the result.
 
 use crate::authn::{self, Authenticator, AuthnError};
-use crate::config::Config;
+use crate::config::{ClientImpersonation, Config};
 use crate::jwt;
 use crate::policy::{Facts, RequestContext};
 use crate::request_info::{self, RequestInfo};
@@ -31,6 +31,9 @@ pub enum Kind {
     Unauthenticated,
     Forbidden,
     NotFound,
+    /// Refused because it could not be forwarded safely (500): routed to a cluster the
+    /// route is not bound to, or a header rewrite the proxy did not apply.
+    Internal,
 }
 
 impl Kind {
@@ -40,6 +43,7 @@ impl Kind {
             Kind::Unauthenticated => "unauthenticated",
             Kind::Forbidden => "forbidden",
             Kind::NotFound => "not_found",
+            Kind::Internal => "internal_error",
         }
     }
 }
@@ -103,8 +107,22 @@ fn pseudo<'h>(headers: &'h [(String, String)], name: &str) -> &'h str {
         .unwrap_or("")
 }
 
+/// Where the proxy will send the request: Envoy's `xds.cluster_name`, which the router's
+/// route match fixes before the filter chain runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upstream<'a> {
+    /// The cluster the proxy routes the request to.
+    Cluster(&'a str),
+    /// The proxy did not say (the property could not be read): a route with
+    /// `upstream_clusters` refuses the request.
+    Unknown,
+    /// Not judged by a proxy (native callers, benchmarks, fuzzing): `upstream_clusters`
+    /// is not checked. The filter never passes this.
+    Unchecked,
+}
+
 /// Judges one request whose client address is unknown (a `source_ip` criterion is then
-/// false). `cache` holds this VM's verified tokens.
+/// false), without checking `upstream_clusters`. `cache` holds this VM's verified tokens.
 pub fn decide(
     config: &Config,
     cache: &mut VerifiedTokenCache,
@@ -114,12 +132,37 @@ pub fn decide(
     decide_from(config, cache, headers, None, now_unix_seconds)
 }
 
-/// Judges one request from `source_ip` (the proxy's `source.address`).
+/// Judges one request from `source_ip` (the proxy's `source.address`), without checking
+/// `upstream_clusters`.
 pub fn decide_from(
     config: &Config,
     cache: &mut VerifiedTokenCache,
     headers: &[(String, String)],
     source_ip: Option<IpAddr>,
+    now_unix_seconds: u64,
+) -> Decision {
+    decide_at(
+        config,
+        cache,
+        headers,
+        source_ip,
+        Upstream::Unchecked,
+        now_unix_seconds,
+    )
+}
+
+/// The message of a request refused for carrying `Impersonate-*` headers. It names no
+/// header or value the client sent.
+pub const CLIENT_IMPERSONATION_MESSAGE: &str = "kubegate: this gateway does not accept Impersonate-* headers: it already impersonates you as yourself; remove --as, --as-group and --as-uid from the kubectl command (and as, as-groups, as-uid, as-user-extra from the kubeconfig user)";
+
+/// Judges one request from `source_ip` that the proxy will send to `upstream`: what the
+/// filter calls.
+pub fn decide_at(
+    config: &Config,
+    cache: &mut VerifiedTokenCache,
+    headers: &[(String, String)],
+    source_ip: Option<IpAddr>,
+    upstream: Upstream<'_>,
     now_unix_seconds: u64,
 ) -> Decision {
     let method = pseudo(headers, ":method");
@@ -172,6 +215,47 @@ pub fn decide_from(
         );
     };
     log.route = Some(route.name.clone());
+    // The service-account token goes only to the route's own API server: a request the
+    // proxy routes to any other cluster (another Envoy route for the same host, a catch-all,
+    // the identity provider's cluster) is refused before anything is added to it.
+    if let Some(clusters) = &route.upstream_clusters {
+        let misrouted = match upstream {
+            Upstream::Unchecked => None,
+            Upstream::Cluster(cluster) if clusters.iter().any(|c| c == cluster) => None,
+            Upstream::Cluster(cluster) => Some(format!(
+                "the proxy routes it to cluster {cluster:?}, which is not in the route's upstream_clusters"
+            )),
+            Upstream::Unknown => Some(
+                "the proxy did not say which cluster it routes it to (xds.cluster_name), and the route has upstream_clusters"
+                    .to_string(),
+            ),
+        };
+        if let Some(reason) = misrouted {
+            let mut decision = refuse(
+                log,
+                Kind::Internal,
+                Refusal::internal(
+                    "kubegate: this request is not routed to the API server of its route, so it is not forwarded; the gateway's log says why"
+                        .to_string(),
+                ),
+            );
+            decision.log.reason = reason;
+            return decision;
+        }
+    }
+    // A client's own impersonation (kubectl --as) is refused before any token work: kubegate
+    // impersonates the verified user itself, and a request asking for someone else is a
+    // mistake or an attack either way (kube-oidc-proxy refuses it too). "strip" removes the
+    // headers instead and goes on (Pomerium's behaviour); the plan removes them either way.
+    if route.client_impersonation == ClientImpersonation::Refuse
+        && upstream::has_client_impersonation(headers)
+    {
+        return refuse(
+            log,
+            Kind::Forbidden,
+            Refusal::forbidden(CLIENT_IMPERSONATION_MESSAGE.to_string()),
+        );
+    }
     // The policy judges the method and path the API server will act on (decoded once, as
     // Go decodes it); a target that parsers could read differently is refused before any
     // token work, since no policy can judge it faithfully (src/path.rs, SECURITY.md).
@@ -312,6 +396,15 @@ pub fn decide_from(
     };
     log.user = Some(identity.user.clone());
     log.groups = identity.groups.clone();
+    // The configured reserved prefixes (`system:` always among them), on the names as the
+    // API server will see them.
+    if let Err(e) = config.reserved.check(&identity) {
+        return with_cache(refuse(
+            log,
+            Kind::Forbidden,
+            Refusal::forbidden(format!("kubegate: {e}")),
+        ));
+    }
 
     // Policy matches the raw claim values; prefixes are a Kubernetes naming concern.
     let facts = Facts {
@@ -338,9 +431,10 @@ pub fn decide_from(
         return with_cache(decision);
     }
 
-    let plan = upstream::plan(
+    let plan = upstream::plan_with(
         headers,
         &config.token_sources,
+        &config.strip_request_headers,
         &identity,
         route.service_account_token(),
     );

@@ -118,7 +118,7 @@ impl std::fmt::Display for IdentityError {
             }
             IdentityError::Reserved(name) => write!(
                 f,
-                "the name {name:?} is reserved for the cluster (system:) and cannot be impersonated through the gateway"
+                "the name {name:?} is reserved for the cluster and cannot be impersonated through the gateway"
             ),
         }
     }
@@ -271,14 +271,65 @@ fn check_name(name: &str, claim: &str) -> Result<(), IdentityError> {
     check_header_value(name, claim)?;
     // `system:masters` is cluster-admin; `system:serviceaccount:...` is a service account.
     // Kubernetes refuses such names from JWT authenticators; so do we.
-    if name.len() >= 7
-        && name
-            .get(..7)
-            .is_some_and(|p| p.eq_ignore_ascii_case("system:"))
-    {
+    if has_prefix(name, SYSTEM_PREFIX) {
         return Err(IdentityError::Reserved(name.to_string()));
     }
     Ok(())
+}
+
+/// The cluster's own names: always reserved, whatever the configuration.
+pub const SYSTEM_PREFIX: &str = "system:";
+
+/// Whether `name` starts with `prefix`, ignoring ASCII case (so `System:Masters` is caught
+/// even though the API server compares exactly: kubegate is stricter, never laxer).
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+/// User and group name prefixes no token may be impersonated as (`reserved_name_prefixes`).
+/// Checked on the names as the API server will see them (after the claim mapping's prefix),
+/// so an IdP group `kubeadm:cluster-admins` mapped with the prefix `oidc:` is harmless.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservedNames {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl ReservedNames {
+    /// The defaults, for both lists:
+    /// - `system:`: the cluster's own users and groups (`system:masters` is cluster-admin,
+    ///   `system:serviceaccount:*` are service accounts, `system:node:*` are kubelets);
+    /// - `kubeadm:`: kubeadm binds the group `kubeadm:cluster-admins` to cluster-admin (the
+    ///   group of the admin.conf user since Kubernetes 1.29) and names its own bootstrap
+    ///   roles and groups `kubeadm:*`.
+    pub fn default_prefixes() -> Vec<String> {
+        vec![SYSTEM_PREFIX.to_string(), "kubeadm:".to_string()]
+    }
+
+    /// Refuses (403) an identity whose user or any group starts with a reserved prefix.
+    pub fn check(&self, identity: &Identity) -> Result<(), IdentityError> {
+        if self.users.iter().any(|p| has_prefix(&identity.user, p)) {
+            return Err(IdentityError::Reserved(identity.user.clone()));
+        }
+        for group in &identity.groups {
+            if self.groups.iter().any(|p| has_prefix(group, p)) {
+                return Err(IdentityError::Reserved(group.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for ReservedNames {
+    fn default() -> ReservedNames {
+        ReservedNames {
+            users: ReservedNames::default_prefixes(),
+            groups: ReservedNames::default_prefixes(),
+        }
+    }
 }
 
 /// Header values may not carry control characters (CR/LF would split headers) and may
@@ -534,5 +585,31 @@ mod tests {
         ] {
             assert!(map(&claims(c.clone()), &rules).is_err(), "{c}");
         }
+    }
+
+    #[test]
+    fn reserved_prefixes_apply_to_the_names_the_api_server_sees() {
+        let reserved = ReservedNames::default();
+        let identity = |user: &str, groups: &[&str]| Identity {
+            user: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            uid: None,
+            extra: Vec::new(),
+            unprefixed_groups: Vec::new(),
+        };
+        assert!(reserved.check(&identity("a@example.com", &["dev"])).is_ok());
+        for (user, groups) in [
+            ("a@example.com", &["kubeadm:cluster-admins"][..]),
+            ("a@example.com", &["dev", "KUBEADM:cluster-admins"]),
+            ("kubeadm:someone", &[]),
+            ("System:admin", &[]),
+        ] {
+            let err = reserved.check(&identity(user, groups)).unwrap_err();
+            assert!(err.is_forbidden(), "{user} {groups:?}");
+        }
+        // A prefix from the claim mapping makes the IdP's name harmless.
+        assert!(reserved
+            .check(&identity("a@example.com", &["oidc:kubeadm:cluster-admins"]))
+            .is_ok());
     }
 }

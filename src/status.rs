@@ -79,6 +79,17 @@ impl Refusal {
         }
     }
 
+    /// 500: the gateway cannot forward the request safely (a misrouted request, a header
+    /// rewrite the proxy did not apply). Nothing is forwarded.
+    pub fn internal(message: String) -> Refusal {
+        Refusal {
+            code: 500,
+            message,
+            www_authenticate: None,
+            plain_text: false,
+        }
+    }
+
     pub fn unavailable(message: String) -> Refusal {
         Refusal {
             code: 503,
@@ -102,6 +113,7 @@ impl Refusal {
             401 => "Unauthorized",
             403 => "Forbidden",
             404 => "NotFound",
+            500 => "InternalError",
             503 => "ServiceUnavailable",
             _ => "InternalError",
         }

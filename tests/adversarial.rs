@@ -139,6 +139,79 @@ async fn impersonation_and_credential_headers_in_every_letter_case_and_repeated_
 }
 
 #[tokio::test]
+async fn client_impersonation_in_every_letter_case_and_repeated_is_refused_by_default() {
+    let mut config = hostile::config();
+    config["routes"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("client_impersonation");
+    let plugin = load(&config);
+    let (_, t) = alice();
+    let mut tried = 0;
+    for name in [
+        "impersonate-user",
+        "impersonate-group",
+        "impersonate-uid",
+        "impersonate-extra-scopes",
+        "impersonate-extra-acme.com%2fproject",
+        "impersonate-",
+        "impersonate-anything",
+    ] {
+        for variant in case_variants(name, 24) {
+            // With a valid token, a forged one and none: the refusal comes first.
+            for token in [Some(t.as_str()), Some("not.a.token"), None] {
+                let mut request = request("GET", PODS).header(&variant, "system:masters");
+                if let Some(token) = token {
+                    request = request.header("authorization", &bearer(token));
+                }
+                let outcome = plugin.handle(request.header(&variant, "admin")).await;
+                assert_eq!(refused(&outcome), 403, "{variant}");
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 300, "{tried} requests tried");
+    assert_eq!(plugin.metric("kubegate.jwt.cache_misses"), Some(0));
+    assert_no_trap(&plugin);
+}
+
+#[tokio::test]
+async fn front_proxy_identity_headers_in_every_letter_case_and_repeated_never_pass() {
+    let plugin = load(&hostile::config());
+    let (c, t) = alice();
+    let mut tried = 0;
+    for name in [
+        "x-remote-user",
+        "x-remote-group",
+        "x-remote-extra-scopes",
+        "x-remote-extra-acme.com%2fproject",
+    ] {
+        for variant in case_variants(name, 24) {
+            let outcome = plugin
+                .handle(
+                    request("GET", PODS)
+                        .header(&variant, "system:masters")
+                        .header("authorization", &bearer(&t))
+                        .header(&variant, "admin")
+                        .header(&name.to_ascii_uppercase(), "root"),
+                )
+                .await;
+            let headers = forwarded(&outcome);
+            assert_clean_upstream(headers, common::SA_TOKEN, &c, Some(&t));
+            assert!(
+                !headers
+                    .iter()
+                    .any(|(n, _)| n.to_ascii_lowercase().starts_with("x-remote-")),
+                "{variant}: {headers:?}"
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried > 60, "{tried} spellings tried");
+    assert_no_trap(&plugin);
+}
+
+#[tokio::test]
 async fn a_repeated_authorization_header_is_refused_in_every_letter_case() {
     let plugin = load(&hostile::config());
     let (_, t) = alice();
@@ -437,7 +510,7 @@ async fn an_rsa_public_key_used_as_an_hmac_secret_is_refused() {
             Claims::with_custom_claims(custom, jwt_simple::prelude::Duration::from_secs(300))
                 .with_issuer(ISSUER)
                 .with_audience(AUDIENCE)
-                .with_subject("sub-alice"),
+                .with_subject("sub-alice@example.com"),
         )
         .unwrap();
     let outcome = plugin
@@ -844,9 +917,13 @@ async fn recording_upstream() -> (SocketAddr, Seen) {
 }
 
 async fn gateway() -> (RunningGateway, Seen) {
+    gateway_with(&hostile::config()).await
+}
+
+async fn gateway_with(config: &Value) -> (RunningGateway, Seen) {
     let (addr, seen) = recording_upstream().await;
     let gateway = start_gateway(GatewayConfig::new(
-        common::spec(&hostile::config(), 2),
+        common::spec(config, 2),
         UpstreamSpec::http(addr),
     ))
     .await
@@ -961,6 +1038,9 @@ fn smuggling_headers(token: &str) -> Vec<(String, String)> {
         "iMpErSoNaTe-ExTrA-scopes",
         "Impersonate-Extra-Acme.com%2FProject",
         "Proxy-Authorization",
+        "X-Remote-User",
+        "x-REMOTE-group",
+        "X-Remote-Extra-Scopes",
     ]
     .iter()
     .enumerate()
@@ -1010,6 +1090,41 @@ async fn over_https_h2_and_h1_the_upstream_sees_only_the_gateways_credentials_an
         assert_clean_upstream(headers, common::SA_TOKEN, &c, Some(&t));
         assert_eq!(values(headers, "cookie"), vec!["theme=dark"]);
     }
+    assert_no_trap(&gateway.plugin);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn over_https_h2_and_h1_client_impersonation_is_refused_by_default_and_never_reaches_the_upstream(
+) {
+    let mut config = hostile::config();
+    config["routes"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("client_impersonation");
+    let (gateway, seen) = gateway_with(&config).await;
+    let (c, t) = alice();
+    let smuggled = smuggling_headers(&t);
+    let lower: Vec<(String, String)> = smuggled
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .collect();
+    let (status, body) = send_h2(&gateway, "GET", PODS, &lower).await;
+    assert_eq!(status, 403);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(body["message"].as_str().unwrap().contains("--as"));
+    let (status, response) = send_h1_raw(&gateway, "GET", PODS, &smuggled).await;
+    assert_eq!(status, 403, "{response}");
+    // The same request without Impersonate-* passes, stripped of X-Remote-* and the rest.
+    let clean: Vec<(String, String)> = smuggled
+        .into_iter()
+        .filter(|(n, _)| !n.to_ascii_lowercase().starts_with("impersonate-"))
+        .collect();
+    let (status, response) = send_h1_raw(&gateway, "GET", PODS, &clean).await;
+    assert_eq!(status, 200, "{response}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "only the clean request reached the upstream");
+    assert_clean_upstream(&seen[0].2, common::SA_TOKEN, &c, Some(&t));
     assert_no_trap(&gateway.plugin);
     gateway.shutdown().await;
 }

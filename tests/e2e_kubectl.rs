@@ -27,6 +27,10 @@ impl Stack {
     }
 
     async fn start_with(apiserver: StandinConfig) -> Stack {
+        Stack::start_with_config(example_config("dev.json"), apiserver).await
+    }
+
+    async fn start_with_config(config: serde_json::Value, apiserver: StandinConfig) -> Stack {
         let apiserver = start(StandinConfig {
             service_account_token: SA_TOKEN.to_string(),
             manifests: vec![DEMO_RBAC.to_string()],
@@ -35,7 +39,7 @@ impl Stack {
         .await
         .expect("the stand-in starts");
         let gateway = start_gateway(GatewayConfig::new(
-            spec(&example_config("dev.json"), 2),
+            spec(&config, 2),
             UpstreamSpec {
                 url: apiserver.url(),
                 ca_pem: Some(apiserver.ca_pem().to_string()),
@@ -213,8 +217,41 @@ async fn no_token_or_an_expired_one_means_you_must_be_logged_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn impersonation_the_client_asks_for_never_reaches_the_api_server() {
+async fn kubectl_as_is_refused_with_a_message_saying_to_drop_it() {
     let stack = Stack::start().await;
+    let jwt = token(SOMEUSER, &["developers"]);
+    for args in [
+        &["--as", "admin", "get", "pods"][..],
+        &[
+            "--as-group",
+            "system:masters",
+            "--as",
+            "someone",
+            "get",
+            "pods",
+        ],
+        &["--as", "admin", "--as-uid", "0", "get", "deployments"],
+    ] {
+        let out = run(stack.kubectl(&jwt), args).await;
+        assert_failed_with(&out, "Error from server (Forbidden)");
+        assert_failed_with(
+            &out,
+            "it already impersonates you as yourself; remove --as, --as-group and --as-uid",
+        );
+        // Nothing the user asked to become is echoed back.
+        assert!(!out.stderr.contains("system:masters"), "{}", out.text());
+    }
+    assert!(stack.apiserver.requests().is_empty());
+    // The same kubectl without --as works.
+    let out = run(stack.kubectl(&jwt), &["get", "pods"]).await;
+    assert!(out.success, "{}", out.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_client_impersonation_strip_kubectl_as_runs_as_the_verified_user() {
+    let mut config = example_config("dev.json");
+    config["routes"][0]["client_impersonation"] = serde_json::json!("strip");
+    let stack = Stack::start_with_config(config, StandinConfig::default()).await;
     let jwt = token(SOMEUSER, &["developers"]);
     // kubectl's own --as/--as-group/--as-uid send Impersonate-* headers of the client's
     // choosing: kubegate drops them and impersonates the verified user instead.

@@ -210,7 +210,52 @@ fn unknown_host_is_404_and_never_passes() {
 }
 
 #[test]
-fn client_impersonation_headers_never_reach_the_api_server_in_any_case() {
+fn client_impersonation_headers_are_refused_by_default() {
+    let t = token("someuser@example.com", &["developers"]);
+    for name in [
+        "impersonate-user",
+        "Impersonate-Group",
+        "IMPERSONATE-UID",
+        "impersonate-extra-x",
+    ] {
+        for token in [bearer(&t), "Bearer not.a.token".to_string()] {
+            let headers = request(&[("authorization", &token), (name, "admin")]);
+            let decision = decide(&dev_config(), &mut cache(), &headers, NOW);
+            let (code, body, _) = refusal(&decision);
+            let message = body["message"].as_str().unwrap();
+            assert_eq!(code, 403, "{name}");
+            assert!(message.contains("--as"), "{message}");
+            assert!(!message.contains("admin"), "{message}");
+            assert_eq!(decision.cache_hit, None, "refused before any token work");
+        }
+    }
+}
+
+#[test]
+fn the_service_account_token_is_bound_to_the_routes_upstream_clusters() {
+    use kubegate::gate::{decide_at, Upstream};
+    let t = token("someuser@example.com", &["developers"]);
+    let headers = request(&[("authorization", &bearer(&t))]);
+    let config = dev_config();
+    let judge = |upstream| decide_at(&config, &mut cache(), &headers, None, upstream, NOW);
+    assert!(matches!(
+        judge(Upstream::Cluster("kube_apiserver")).outcome,
+        Outcome::Allow(_)
+    ));
+    for upstream in [
+        Upstream::Cluster("idp"),
+        Upstream::Cluster(""),
+        Upstream::Unknown,
+    ] {
+        let decision = judge(upstream);
+        assert_eq!(refusal(&decision).0, 500, "{upstream:?}");
+        assert_eq!(decision.log.kind, Kind::Internal);
+        assert_eq!(decision.cache_hit, None, "refused before any token work");
+    }
+}
+
+#[test]
+fn client_impersonation_headers_never_reach_the_api_server_in_any_case_in_strip_mode() {
     let t = token("someuser@example.com", &["developers"]);
     let headers = request(&[
         ("authorization", &bearer(&t)),
@@ -220,8 +265,12 @@ fn client_impersonation_headers_never_reach_the_api_server_in_any_case() {
         ("impersonate-uid", "0"),
         ("Impersonate-Extra-Scopes", "all"),
         ("proxy-authorization", "Basic eDp5"),
+        ("X-Remote-User", "admin"),
+        ("x-remote-group", "system:masters"),
+        ("X-REMOTE-EXTRA-scopes", "all"),
     ]);
-    let decision = decide(&dev_config(), &mut cache(), &headers, NOW);
+    let config = config_with(|c| c["routes"][0]["client_impersonation"] = json!("strip"));
+    let decision = decide(&config, &mut cache(), &headers, NOW);
     let out = forwarded(&headers, &decision);
     assert_eq!(
         values(&out, "impersonate-user"),
@@ -231,6 +280,13 @@ fn client_impersonation_headers_never_reach_the_api_server_in_any_case() {
     assert!(values(&out, "impersonate-uid").is_empty());
     assert!(values(&out, "impersonate-extra-scopes").is_empty());
     assert!(values(&out, "proxy-authorization").is_empty());
+    for name in ["x-remote-user", "x-remote-group", "x-remote-extra-scopes"] {
+        assert!(values(&out, name).is_empty(), "{name}");
+    }
+    let Outcome::Allow(plan) = &decision.outcome else {
+        unreachable!()
+    };
+    assert_eq!(plan.check(&out), Ok(()));
 }
 
 #[test]

@@ -90,8 +90,45 @@ async fn allowed_request_reaches_upstream_as_the_service_account_impersonating_t
 }
 
 #[tokio::test]
-async fn smuggled_identity_headers_in_any_case_and_repeated_never_pass() {
+async fn client_impersonation_is_refused_by_default_before_any_token_work() {
     let plugin = load(&example_config("dev.json"));
+    let t = token("someuser@example.com", &["developers"]);
+    for name in [
+        "Impersonate-User",
+        "impersonate-group",
+        "IMPERSONATE-UID",
+        "Impersonate-Extra-Scopes",
+        "impersonate-",
+    ] {
+        let outcome = plugin
+            .handle(
+                pods()
+                    .header("authorization", &format!("Bearer {t}"))
+                    .header(name, "system:masters")
+                    .header(name, "admin"),
+            )
+            .await;
+        let (status, _, body) = local_reply(&outcome);
+        assert_eq!(status, 403, "{name}");
+        assert_eq!(body["reason"], "Forbidden");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("--as") && message.contains("--as-group"),
+            "{message}"
+        );
+        // The refusal names nothing the client sent.
+        assert!(!message.contains("system:masters") && !message.contains("admin"));
+    }
+    // Refused before the token was looked at: nothing verified, nothing cached.
+    assert_eq!(plugin.metric("kubegate.jwt.cache_misses"), Some(0));
+    assert_eq!(plugin.metric("kubegate.requests.forbidden"), Some(5));
+}
+
+#[tokio::test]
+async fn smuggled_identity_headers_in_any_case_and_repeated_are_stripped_in_strip_mode() {
+    let mut config = example_config("dev.json");
+    config["routes"][0]["client_impersonation"] = json!("strip");
+    let plugin = load(&config);
     let t = token("someuser@example.com", &["developers"]);
     let request = pods()
         .header("authorization", &format!("Bearer {t}"))
@@ -114,6 +151,152 @@ async fn smuggled_identity_headers_in_any_case_and_repeated_never_pass() {
         "proxy-authorization",
     ] {
         assert!(values(headers, name).is_empty(), "{name} passed");
+    }
+}
+
+#[tokio::test]
+async fn front_proxy_and_configured_headers_never_reach_the_upstream() {
+    let mut config = example_config("dev.json");
+    config["strip_request_headers"] = json!(["X-Forwarded-Client-Cert", "x-internal-secret"]);
+    let plugin = load(&config);
+    let t = token("someuser@example.com", &["developers"]);
+    let mut request = pods().header("authorization", &format!("Bearer {t}"));
+    for name in [
+        "X-Remote-User",
+        "x-remote-user",
+        "X-REMOTE-GROUP",
+        "x-remote-group",
+        "X-Remote-Extra-Scopes",
+        "x-remote-extra-acme.com%2fproject",
+        "x-forwarded-client-cert",
+        "X-Internal-Secret",
+    ] {
+        request = request.header(name, "system:masters").header(name, "admin");
+    }
+    let outcome = plugin.handle(request.header("x-kept", "yes")).await;
+    let headers = forwarded(&outcome);
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        assert!(
+            !lower.starts_with("x-remote-")
+                && lower != "x-forwarded-client-cert"
+                && lower != "x-internal-secret",
+            "{name}: {value} passed"
+        );
+    }
+    assert_eq!(values(headers, "x-kept"), vec!["yes"]);
+    assert_eq!(
+        values(headers, "impersonate-user"),
+        vec!["someuser@example.com"]
+    );
+}
+
+#[tokio::test]
+async fn the_service_account_token_goes_only_to_the_routes_clusters() {
+    let plugin = load(&example_config("dev.json"));
+    let t = token("someuser@example.com", &["developers"]);
+    let request = || pods().header("authorization", &format!("Bearer {t}"));
+    // dev.json binds the route to kube_apiserver, the host's default cluster.
+    let outcome = plugin.handle(request()).await;
+    assert_eq!(
+        values(forwarded(&outcome), "authorization"),
+        vec![format!("Bearer {SA_TOKEN}")]
+    );
+    for cluster in [
+        "idp",
+        "outbound|443||kubernetes.default.svc.cluster.local",
+        "kube_apiserver2",
+    ] {
+        let outcome = plugin.handle(request().upstream_cluster(cluster)).await;
+        let (status, _, body) = local_reply(&outcome);
+        assert_eq!(status, 500, "{cluster}");
+        assert_eq!(body["reason"], "InternalError");
+        // The client is not told the cluster names; the log is.
+        assert!(!body["message"].as_str().unwrap().contains(cluster));
+    }
+    assert_eq!(plugin.metric("kubegate.requests.internal_errors"), Some(3));
+    let logs: Vec<String> = plugin.logs().into_iter().map(|l| l.message).collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("decision=internal_error") && l.contains("\\\"idp\\\"")),
+        "{logs:#?}"
+    );
+
+    // A proxy that does not say where the request goes: refused too.
+    let mut s = spec(&example_config("dev.json"), 1);
+    s.upstream_cluster = None;
+    let plugin = Plugin::load(s).unwrap();
+    let (status, _, _) = local_reply(&plugin.handle(request()).await);
+    assert_eq!(status, 500);
+
+    // Without upstream_clusters the cluster is not checked (and a note says so at load).
+    let mut config = example_config("dev.json");
+    config["routes"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("upstream_clusters");
+    let plugin = load(&config);
+    let outcome = plugin.handle(request().upstream_cluster("anything")).await;
+    assert_eq!(
+        values(forwarded(&outcome), "authorization"),
+        vec![format!("Bearer {SA_TOKEN}")]
+    );
+    assert!(plugin
+        .logs()
+        .iter()
+        .any(|l| l.message.contains("has no upstream_clusters")));
+}
+
+#[tokio::test]
+async fn one_route_without_from_is_a_warning_at_load() {
+    let mut config = example_config("dev.json");
+    config["routes"][0].as_object_mut().unwrap().remove("from");
+    let plugin = load(&config);
+    assert!(
+        plugin
+            .logs()
+            .iter()
+            .any(|l| l.level == kubegate_host::LogLevel::Warn
+                && l.message.contains("routes[0] has no \"from\"")),
+        "{:#?}",
+        plugin.logs()
+    );
+}
+
+#[tokio::test]
+async fn reserved_prefixes_refuse_kubeadm_admins_by_default_and_are_configurable() {
+    let plugin = load(&example_config("dev.json"));
+    for groups in [
+        &["kubeadm:cluster-admins"][..],
+        &["dev", "KUBEADM:Cluster-Admins"],
+    ] {
+        let t = token("someuser@example.com", groups);
+        let (status, _, body) = local_reply(
+            &plugin
+                .handle(pods().header("authorization", &format!("Bearer {t}")))
+                .await,
+        );
+        assert_eq!(status, 403, "{groups:?}");
+        assert!(body["message"].as_str().unwrap().contains("reserved"));
+    }
+    // A configured list replaces the default; system: stays whatever it says.
+    let mut config = example_config("dev.json");
+    config["reserved_name_prefixes"] = json!({"groups": ["corp-admins:"]});
+    let plugin = load(&config);
+    for (groups, allowed) in [
+        (&["kubeadm:cluster-admins"][..], true),
+        (&["corp-admins:root"][..], false),
+        (&["system:masters"][..], false),
+    ] {
+        let t = token("someuser@example.com", groups);
+        let outcome = plugin
+            .handle(pods().header("authorization", &format!("Bearer {t}")))
+            .await;
+        match (&outcome, allowed) {
+            (FilterOutcome::Forward { .. }, true) => {}
+            (FilterOutcome::LocalReply { status: 403, .. }, false) => {}
+            _ => panic!("{groups:?}: {outcome:?}"),
+        }
     }
 }
 

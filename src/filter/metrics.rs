@@ -1,10 +1,9 @@
 //! The filter's proxy metrics. Envoy shows them as `wasmcustom.<name>`; every VM defines
 //! the same names, so each is one stat for the whole proxy.
 
+use super::abi;
 use crate::gate::Kind;
 use log::warn;
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MetricType;
 
 /// Metric ids. A metric the proxy refused to define is skipped (`None`).
 #[derive(Default)]
@@ -13,6 +12,8 @@ pub(super) struct Metrics {
     unauthenticated: Option<u32>,
     forbidden: Option<u32>,
     not_found: Option<u32>,
+    /// Refused with 500: misrouted, or a header rewrite the proxy did not apply.
+    internal_errors: Option<u32>,
     pub not_configured: Option<u32>,
     pub cache_hits: Option<u32>,
     pub cache_misses: Option<u32>,
@@ -36,20 +37,22 @@ pub(super) struct Metrics {
 
 impl Metrics {
     pub(super) fn define() -> Metrics {
-        let define = |kind: MetricType, name: &str| match hostcalls::define_metric(kind, name) {
+        let define = |kind: u32, name: &str| match abi::define_metric(kind, name) {
             Ok(id) => Some(id),
             Err(status) => {
                 warn!("kubegate: metric {name} not defined: {status:?}");
                 None
             }
         };
-        let counter = |name: &str| define(MetricType::Counter, name);
-        let gauge = |name: &str| define(MetricType::Gauge, name);
+        // proxy-wasm metric types: 0 counter, 1 gauge.
+        let counter = |name: &str| define(0, name);
+        let gauge = |name: &str| define(1, name);
         Metrics {
             allowed: counter("kubegate.requests.allowed"),
             unauthenticated: counter("kubegate.requests.unauthenticated"),
             forbidden: counter("kubegate.requests.forbidden"),
             not_found: counter("kubegate.requests.not_found"),
+            internal_errors: counter("kubegate.requests.internal_errors"),
             not_configured: counter("kubegate.requests.not_configured"),
             cache_hits: counter("kubegate.jwt.cache_hits"),
             cache_misses: counter("kubegate.jwt.cache_misses"),
@@ -70,6 +73,7 @@ impl Metrics {
             Kind::Unauthenticated => self.unauthenticated,
             Kind::Forbidden => self.forbidden,
             Kind::NotFound => self.not_found,
+            Kind::Internal => self.internal_errors,
         };
         increment(id);
     }
@@ -78,12 +82,12 @@ impl Metrics {
 pub(super) fn increment(id: Option<u32>) {
     if let Some(id) = id {
         // A metrics failure must not fail the request.
-        let _ = hostcalls::increment_metric(id, 1);
+        let _ = abi::increment_metric(id, 1);
     }
 }
 
 pub(super) fn record(id: Option<u32>, value: u64) {
     if let Some(id) = id {
-        let _ = hostcalls::record_metric(id, value);
+        let _ = abi::record_metric(id, value);
     }
 }

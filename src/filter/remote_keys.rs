@@ -14,6 +14,7 @@
 //! compare-and-swap and fetch; wake the requests waiting for this set that a finished
 //! fetch or a deadline released.
 
+use super::abi;
 use super::metrics::{increment, record};
 use super::{Configured, Vm};
 use crate::jwks::discovery;
@@ -25,7 +26,6 @@ use crate::jwks::{
 use crate::jwt::KeySet;
 use log::{info, warn};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType, Status};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -125,14 +125,14 @@ pub(super) enum MissingKey {
 /// next tick. Without the queue the tick still comes.
 pub(super) fn wake(vm: &Vm) {
     if let Some(queue) = vm.wake_queue.get() {
-        let _ = hostcalls::enqueue_shared_queue(queue, Some(b"wake"));
+        let _ = abi::enqueue_shared_queue(queue, b"wake");
     }
 }
 
 /// Empties the wake queue (one poll serves every wake-up).
 pub(super) fn drain(queue: u32) {
     for _ in 0..10_000 {
-        match hostcalls::dequeue_shared_queue(queue) {
+        match abi::dequeue_shared_queue(queue) {
             Ok(Some(_)) => {}
             _ => break,
         }
@@ -188,19 +188,19 @@ impl Fetcher {
     pub(super) fn configure(&mut self, vm: &Vm) {
         if vm.wake_queue.get().is_none() {
             let name = format!("kubegate.jwks.wake.{:016x}", self.holder);
-            if let Ok(queue) = hostcalls::register_shared_queue(&name) {
+            if let Ok(queue) = abi::register_shared_queue(&name) {
                 vm.wake_queue.set(Some(queue));
             }
         }
         self.first_tick_pending = true;
-        let _ = hostcalls::set_tick_period(FIRST_TICK);
+        let _ = abi::set_tick_period(FIRST_TICK);
     }
 
     /// The configuration has no remote keys: no timer.
     pub(super) fn stop(&mut self) {
         self.first_tick_pending = false;
         self.poll_interval = None;
-        let _ = hostcalls::set_tick_period(Duration::ZERO);
+        let _ = abi::set_tick_period(Duration::ZERO);
     }
 
     pub(super) fn on_tick(&mut self) {
@@ -230,7 +230,7 @@ impl Fetcher {
         };
         if !self.first_tick_pending && self.poll_interval != Some(interval) {
             self.poll_interval = Some(interval);
-            let _ = hostcalls::set_tick_period(interval);
+            let _ = abi::set_tick_period(interval);
         }
         self.forget_lost_fetches(now_ms);
         let mut ready = Vec::new();
@@ -664,17 +664,18 @@ fn read_answer(
     if num_headers == 0 {
         return Err(FetchFailure::NoResponse);
     }
-    let headers = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
-        .map_err(|_| FetchFailure::NoResponse)?;
+    let headers =
+        abi::header_pairs(abi::HTTP_CALL_RESPONSE_HEADERS).map_err(|_| FetchFailure::NoResponse)?;
     let status = headers
         .iter()
         .find(|(name, _)| name == ":status")
         .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
     response::check_status(status.as_deref())?;
     response::check_size(body_size, limit)?;
-    match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
-        Ok(Some(body)) if body.len() <= limit => Ok(body),
-        Ok(Some(body)) => Err(FetchFailure::TooLarge {
+    match abi::buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size) {
+        Ok(body) if body.is_empty() => Err(FetchFailure::Empty),
+        Ok(body) if body.len() <= limit => Ok(body),
+        Ok(body) => Err(FetchFailure::TooLarge {
             size: body.len(),
             limit,
         }),
@@ -683,17 +684,17 @@ fn read_answer(
 }
 
 fn read_shared(key: &str) -> Option<(Vec<u8>, Option<u32>)> {
-    match hostcalls::get_shared_data(key) {
-        Ok((Some(value), cas)) => Some((value, cas)),
+    match abi::get_shared_data(key) {
+        Ok(Some((value, cas))) => Some((value, (cas != 0).then_some(cas))),
         _ => None,
     }
 }
 
 /// `false` when the compare-and-swap lost (or the proxy refused the write).
 fn write_shared(key: &str, value: &[u8], cas: Option<u32>) -> bool {
-    match hostcalls::set_shared_data(key, Some(value), cas) {
+    match abi::set_shared_data(key, value, cas.unwrap_or(0)) {
         Ok(()) => true,
-        Err(Status::CasMismatch) => false,
+        Err(abi::HostError(abi::CAS_MISMATCH)) => false,
         Err(status) => {
             warn!("kubegate: shared data {key} not written: {status:?}");
             false

@@ -49,7 +49,8 @@ pub fn claims(email: &str, groups: &[&str], now: u64) -> Value {
     })
 }
 
-/// dev.json's route and key, plus the HMAC key, a session cookie source, uid and one extra.
+/// dev.json's route and key, plus the HMAC key, a session cookie source, uid and one extra;
+/// client impersonation headers are stripped (`client_impersonation: strip`).
 /// Policy: example.com may do anything except DELETE and anything under kube-system;
 /// `readers` may only GET under /api/v1/namespaces/default/.
 pub fn config() -> Value {
@@ -73,6 +74,9 @@ pub fn config() -> Value {
         {"cookie": SESSION_COOKIE}
     ]);
     config["jwt"][0]["claimMappings"]["uid"] = json!({"claim": "sub"});
+    // Smuggled Impersonate-* headers are stripped rather than refused, so the suites can
+    // check what reaches the upstream (the default, refusing them, has its own tests).
+    config["routes"][0]["client_impersonation"] = json!("strip");
     config["jwt"][0]["extra_claims"] = json!({"acme.com/project": "project"});
     config
 }
@@ -191,6 +195,13 @@ pub fn assert_clean_upstream(
     assert!(
         values(forwarded, "proxy-authorization").is_empty(),
         "Proxy-Authorization reached the API server: {forwarded:?}"
+    );
+    assert!(
+        !forwarded.iter().any(|(n, _)| {
+            let n = n.to_ascii_lowercase();
+            n == "x-remote-user" || n == "x-remote-group" || n.starts_with("x-remote-extra-")
+        }),
+        "a front-proxy identity header (X-Remote-*) reached the API server: {forwarded:?}"
     );
     for value in values(forwarded, "cookie") {
         for pair in value.split(';') {

@@ -23,6 +23,9 @@ pub struct StreamInfo {
     pub tls: Option<TlsInfo>,
     pub connection_id: u64,
     pub start_time: SystemTime,
+    /// The Envoy cluster this request is routed to (`xds.cluster_name`); `None`: the
+    /// plugin's [`crate::PluginSpec::upstream_cluster`].
+    pub upstream_cluster: Option<String>,
 }
 
 impl Default for StreamInfo {
@@ -34,6 +37,7 @@ impl Default for StreamInfo {
             tls: None,
             connection_id: 0,
             start_time: SystemTime::now(),
+            upstream_cluster: None,
         }
     }
 }
@@ -49,6 +53,8 @@ pub struct FilterRequest {
     pub destination: SocketAddr,
     pub protocol: String,
     pub tls: Option<TlsInfo>,
+    /// The Envoy cluster the request is routed to; `None`: the plugin's default.
+    pub upstream_cluster: Option<String>,
 }
 
 impl FilterRequest {
@@ -71,6 +77,12 @@ impl FilterRequest {
         self
     }
 
+    /// Routes the request to another Envoy cluster (`xds.cluster_name`).
+    pub fn upstream_cluster(mut self, cluster: &str) -> FilterRequest {
+        self.upstream_cluster = Some(cluster.to_string());
+        self
+    }
+
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> FilterRequest {
         self.body = body.into();
         self
@@ -82,6 +94,7 @@ impl FilterRequest {
             destination: self.destination,
             protocol: self.protocol.clone(),
             tls: self.tls.clone(),
+            upstream_cluster: self.upstream_cluster.clone(),
             ..StreamInfo::default()
         }
     }
@@ -98,6 +111,7 @@ impl Default for FilterRequest {
             destination: info.destination,
             protocol: info.protocol,
             tls: None,
+            upstream_cluster: None,
         }
     }
 }

@@ -449,6 +449,7 @@ pub(crate) async fn serve(
         tls: connection.tls.clone(),
         connection_id: connection.id,
         start_time: SystemTime::now(),
+        upstream_cluster: None,
     };
     // A connection stays on one VM, as on one Envoy worker.
     let mut stream = front.plugin.open_stream_on(connection.id as usize, info);

@@ -41,6 +41,9 @@ pub use logs::LogLine;
 pub use metrics::{MetricKind, MetricValue};
 pub use module_info::{inspect_module, ModuleInfo};
 pub use plugin::{FilterStream, Plugin};
-pub use spec::{Clock, ClusterSpec, LogLevel, ManualClock, NodeInfo, PluginSpec, UpstreamSpec};
+pub use spec::{
+    Clock, ClusterSpec, HostFaults, LogLevel, ManualClock, NodeInfo, PluginSpec, UpstreamSpec,
+    DEFAULT_UPSTREAM_CLUSTER,
+};
 pub use tls::{generate_certificates, TlsMode};
 pub use wasi::FUNCTIONS as WASI_FUNCTIONS;

@@ -179,6 +179,8 @@ impl Plugin {
             call_deadline_ticks: (spec.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1)
                 as u64,
             consume_fuel: spec.consume_fuel,
+            upstream_cluster: spec.upstream_cluster.clone(),
+            faults: spec.faults.clone(),
             fuel_consumed: std::sync::atomic::AtomicU64::new(0),
             logs: LogSink::new(spec.log_level, spec.print_logs, prefix),
             metrics: MetricRegistry::default(),

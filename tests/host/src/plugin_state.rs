@@ -6,7 +6,7 @@ use crate::context::HostState;
 use crate::logs::LogSink;
 use crate::metrics::MetricRegistry;
 use crate::shared_data::{SharedData, SharedQueues};
-use crate::spec::{Clock, ClusterSpec, NodeInfo};
+use crate::spec::{Clock, ClusterSpec, HostFaults, NodeInfo};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -15,9 +15,6 @@ use wasmtime::{Engine, InstancePre};
 /// How often the engine's epoch advances; VM calls are interrupted after
 /// `call_timeout / EPOCH_TICK` ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// The cluster name the gateway's upstream has in properties (`cluster_name`).
-pub(crate) const UPSTREAM_CLUSTER: &str = "upstream";
 
 pub(crate) struct PluginState {
     pub name: String,
@@ -33,6 +30,8 @@ pub(crate) struct PluginState {
     /// Epoch ticks a VM call may take (see [`EPOCH_TICK`]).
     pub call_deadline_ticks: u64,
     pub consume_fuel: bool,
+    pub upstream_cluster: Option<String>,
+    pub faults: HostFaults,
     /// Fuel burnt by every VM of the plugin (only counted with `consume_fuel`).
     pub fuel_consumed: AtomicU64,
     pub logs: LogSink,

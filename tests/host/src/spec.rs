@@ -131,6 +131,66 @@ impl Default for NodeInfo {
     }
 }
 
+/// A host that misbehaves on purpose, to test that the filter fails closed: the named
+/// hostcalls (ABI names such as `proxy_add_header_map_value`) either answer an error
+/// status, or answer Ok without doing anything (a write that silently does nothing, a
+/// read that returns nothing). Applies to every VM of the plugin from its start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFaults {
+    /// Hostcalls that answer `status` and do nothing.
+    pub fail: Vec<String>,
+    /// Hostcalls that answer Ok and do nothing.
+    pub ignore: Vec<String>,
+    /// The status `fail` answers (2, BadArgument, by default).
+    pub status: u32,
+}
+
+impl Default for HostFaults {
+    fn default() -> HostFaults {
+        HostFaults {
+            fail: Vec::new(),
+            ignore: Vec::new(),
+            status: 2,
+        }
+    }
+}
+
+impl HostFaults {
+    /// Every header-map write.
+    pub const HEADER_WRITES: [&'static str; 4] = [
+        "proxy_add_header_map_value",
+        "proxy_replace_header_map_value",
+        "proxy_remove_header_map_value",
+        "proxy_set_header_map_pairs",
+    ];
+
+    /// `names` answer `status` (BadArgument unless changed) and do nothing.
+    pub fn failing(names: &[&str]) -> HostFaults {
+        HostFaults {
+            fail: names.iter().map(|n| n.to_string()).collect(),
+            ..HostFaults::default()
+        }
+    }
+
+    /// `names` answer Ok and do nothing.
+    pub fn ignoring(names: &[&str]) -> HostFaults {
+        HostFaults {
+            ignore: names.iter().map(|n| n.to_string()).collect(),
+            ..HostFaults::default()
+        }
+    }
+
+    /// The same faults answering another error status.
+    pub fn with_status(mut self, status: u32) -> HostFaults {
+        self.status = status;
+        self
+    }
+}
+
+/// The cluster the gateway's upstream has by default (`xds.cluster_name`), the API
+/// server's cluster in envoy-examples/envoy/*.yaml.
+pub const DEFAULT_UPSTREAM_CLUSTER: &str = "kube_apiserver";
+
 /// Everything needed to load one plugin, like Envoy's `envoy.filters.http.wasm` config.
 #[derive(Clone)]
 pub struct PluginSpec {
@@ -172,6 +232,12 @@ pub struct PluginSpec {
     /// instruction) and total it in [`crate::Plugin::fuel_consumed`]. Off by
     /// default: metering makes every call slower, so benchmarks time with it off.
     pub consume_fuel: bool,
+    /// The Envoy cluster requests are routed to (`xds.cluster_name`, `cluster_name`)
+    /// unless a stream says otherwise ([`crate::StreamInfo::upstream_cluster`]); `None`:
+    /// the property is NotFound, as for a request with no route.
+    pub upstream_cluster: Option<String>,
+    /// Hostcalls that misbehave on purpose (none by default).
+    pub faults: HostFaults,
 }
 
 impl Default for PluginSpec {
@@ -195,6 +261,8 @@ impl Default for PluginSpec {
             call_timeout: Duration::from_secs(10),
             node: NodeInfo::default(),
             consume_fuel: false,
+            upstream_cluster: Some(DEFAULT_UPSTREAM_CLUSTER.to_string()),
+            faults: HostFaults::default(),
         }
     }
 }

@@ -122,6 +122,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              sp: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_buffer_bytes")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_get_buffer_bytes") {
+                    return Ok(status);
+                }
                 Ok(status_of(get_bytes(&mut caller, kind, start, len, pp, sp)))
             },
         )
@@ -138,6 +141,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              size: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_set_buffer_bytes")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_set_buffer_bytes") {
+                    return Ok(status);
+                }
                 Ok(status_of(set_bytes(
                     &mut caller,
                     kind,
@@ -159,6 +165,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              flags_ptr: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_buffer_status")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_get_buffer_status") {
+                    return Ok(status);
+                }
                 let result = BufferType::from_raw(kind)
                     .ok_or(Status::BadArgument)
                     .and_then(|kind| {

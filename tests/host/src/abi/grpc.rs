@@ -28,6 +28,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              _token_ptr: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_grpc_call")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_grpc_call") {
+                    return Ok(status);
+                }
                 Ok(Status::ParseFailure.code())
             },
         )
@@ -48,6 +51,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              _token_ptr: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_grpc_stream")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_grpc_stream") {
+                    return Ok(status);
+                }
                 Ok(Status::ParseFailure.code())
             },
         )
@@ -63,6 +69,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              _end: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_grpc_send")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_grpc_send") {
+                    return Ok(status);
+                }
                 Ok(Status::NotFound.code())
             },
         )

@@ -104,6 +104,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              vsp: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_header_map_value")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_get_header_map_value") {
+                    return Ok(status);
+                }
                 Ok(status_of(get_value(&mut caller, map, (kp, kl), (vpp, vsp))))
             },
         )
@@ -118,6 +121,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              size_ptr: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_header_map_pairs")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_get_header_map_pairs") {
+                    return Ok(status);
+                }
                 Ok(status_of(get_pairs(&mut caller, map, ptr_ptr, size_ptr)))
             },
         )
@@ -132,6 +138,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              len: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_set_header_map_pairs")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_set_header_map_pairs") {
+                    return Ok(status);
+                }
                 Ok(status_of(set_pairs(&mut caller, map, ptr, len)))
             },
         )
@@ -148,6 +157,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              vl: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_add_header_map_value")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_add_header_map_value") {
+                    return Ok(status);
+                }
                 Ok(status_of(modify(
                     &mut caller,
                     map,
@@ -170,6 +182,11 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              vl: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_replace_header_map_value")?;
+                if let Some(status) =
+                    super::injected_fault(&caller, "proxy_replace_header_map_value")
+                {
+                    return Ok(status);
+                }
                 Ok(status_of(modify(
                     &mut caller,
                     map,
@@ -190,6 +207,11 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              kl: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_remove_header_map_value")?;
+                if let Some(status) =
+                    super::injected_fault(&caller, "proxy_remove_header_map_value")
+                {
+                    return Ok(status);
+                }
                 Ok(status_of(modify(
                     &mut caller,
                     map,
@@ -206,6 +228,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_get_header_map_size",
             |mut caller: Caller<'_, HostState>, map: i32, size_ptr: i32| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_header_map_size")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_get_header_map_size") {
+                    return Ok(status);
+                }
                 let result = map_type(map).and_then(|map| {
                     let headers = caller
                         .data_mut()

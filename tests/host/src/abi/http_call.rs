@@ -88,6 +88,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              token_ptr: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_http_call")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_http_call") {
+                    return Ok(status);
+                }
                 let args = CallArgs {
                     cluster: (up, ul),
                     headers: (hp, hl),

@@ -34,6 +34,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "env",
             "proxy_log",
             |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| -> i32 {
+                if let Some(status) = super::injected_fault(&caller, "proxy_log") {
+                    return status;
+                }
                 let Some(level) = LogLevel::from_raw(level as u32) else {
                     return Status::BadArgument.code();
                 };
@@ -54,6 +57,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_get_log_level",
             |mut caller: Caller<'_, HostState>, level_ptr: i32| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_log_level")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_get_log_level") {
+                    return Ok(status);
+                }
                 let level = caller.data().plugin.logs.threshold() as u32;
                 Ok(status_of(memory::write_u32(&mut caller, level_ptr, level)))
             },
@@ -65,6 +71,11 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_get_current_time_nanoseconds",
             |mut caller: Caller<'_, HostState>, time_ptr: i32| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_current_time_nanoseconds")?;
+                if let Some(status) =
+                    super::injected_fault(&caller, "proxy_get_current_time_nanoseconds")
+                {
+                    return Ok(status);
+                }
                 let now = now_nanos(caller.data());
                 Ok(status_of(memory::write_u64(&mut caller, time_ptr, now)))
             },
@@ -76,6 +87,11 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_set_tick_period_milliseconds",
             |mut caller: Caller<'_, HostState>, period: i32| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_set_tick_period_milliseconds")?;
+                if let Some(status) =
+                    super::injected_fault(&caller, "proxy_set_tick_period_milliseconds")
+                {
+                    return Ok(status);
+                }
                 // The timer always belongs to the root context (Envoy `setTimerPeriod`).
                 let period = period as u32;
                 caller.data_mut().tick_period =

@@ -54,6 +54,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              id_ptr: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_define_metric")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_define_metric") {
+                    return Ok(status);
+                }
                 Ok(status_of(define(&mut caller, kind, (np, nl), id_ptr)))
             },
         )
@@ -64,6 +67,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_increment_metric",
             |caller: Caller<'_, HostState>, id: i32, offset: i64| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_increment_metric")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_increment_metric") {
+                    return Ok(status);
+                }
                 let state = caller.data();
                 let result = name_of(state, id).and_then(|name| {
                     state
@@ -82,6 +88,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_record_metric",
             |caller: Caller<'_, HostState>, id: i32, value: i64| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_record_metric")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_record_metric") {
+                    return Ok(status);
+                }
                 let state = caller.data();
                 let result = name_of(state, id).and_then(|name| {
                     state
@@ -100,6 +109,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_get_metric",
             |mut caller: Caller<'_, HostState>, id: i32, value_ptr: i32| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_metric")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_get_metric") {
+                    return Ok(status);
+                }
                 let result = name_of(caller.data(), id)
                     .and_then(|name| caller.data().plugin.metrics.read(&name).map_err(status))
                     .and_then(|value| memory::write_u64(&mut caller, value_ptr, value));

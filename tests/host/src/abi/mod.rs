@@ -123,6 +123,19 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
 
 pub(crate) use logging::{now_nanos, refuse_while_starting};
 
+/// The status a hostcall answers instead of doing its work, when the plugin's
+/// [`crate::HostFaults`] name it: the fault's error status, or Ok without any effect.
+pub(crate) fn injected_fault(caller: &wasmtime::Caller<'_, HostState>, name: &str) -> Option<i32> {
+    let faults = &caller.data().plugin.faults;
+    if faults.fail.iter().any(|f| f == name) {
+        return Some(faults.status as i32);
+    }
+    if faults.ignore.iter().any(|f| f == name) {
+        return Some(Status::Ok.code());
+    }
+    None
+}
+
 /// Converts wasmtime's error type (not `std::error::Error`) into anyhow's.
 pub(crate) fn wasm_error(error: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{error:?}")

@@ -123,9 +123,6 @@ pub(crate) fn lookup(state: &HostState, segments: &[&str]) -> Result<Vec<u8>, St
         ["plugin_vm_id"] => Some(text(&plugin.vm_id)),
         ["node", rest @ ..] => node(rest),
         ["xds", "node", rest @ ..] => node(rest),
-        ["xds", "cluster_name"] | ["cluster_name"] => {
-            Some(text(crate::plugin_state::UPSTREAM_CLUSTER))
-        }
         _ => None,
     };
     if let Some(value) = plugin_value {
@@ -137,6 +134,13 @@ pub(crate) fn lookup(state: &HostState, segments: &[&str]) -> Result<Vec<u8>, St
         ["response", rest @ ..] => response_property(stream, rest),
         ["connection", rest @ ..] => connection_property(stream, rest),
         ["connection_id"] => Some(stream.info.connection_id.to_le_bytes().to_vec()),
+        // Envoy's upstream cluster of the route the request matched (per stream).
+        ["xds", "cluster_name"] | ["cluster_name"] => stream
+            .info
+            .upstream_cluster
+            .as_deref()
+            .or(plugin.upstream_cluster.as_deref())
+            .map(text),
         ["source", "address"] => Some(address(&stream.info.source)),
         ["source", "port"] => Some(int(i64::from(stream.info.source.port()))),
         ["destination", "address"] => Some(address(&stream.info.destination)),
@@ -199,6 +203,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              vsp: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_property")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_get_property") {
+                    return Ok(status);
+                }
                 Ok(status_of(get_property(&mut caller, (pp, pl), (vpp, vsp))))
             },
         )
@@ -214,6 +221,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              vl: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_set_property")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_set_property") {
+                    return Ok(status);
+                }
                 Ok(status_of(set_property(&mut caller, (pp, pl), (vp, vl))))
             },
         )

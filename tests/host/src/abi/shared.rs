@@ -115,6 +115,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              cas_ptr: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_shared_data")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_get_shared_data") {
+                    return Ok(status);
+                }
                 Ok(status_of(get_data(
                     &mut caller,
                     (kp, kl),
@@ -136,6 +139,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              cas: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_set_shared_data")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_set_shared_data") {
+                    return Ok(status);
+                }
                 Ok(status_of(set_data(&mut caller, (kp, kl), (vp, vl), cas)))
             },
         )
@@ -150,6 +156,10 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              token_ptr: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_register_shared_queue")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_register_shared_queue")
+                {
+                    return Ok(status);
+                }
                 Ok(status_of(register_queue(&mut caller, (np, nl), token_ptr)))
             },
         )
@@ -166,6 +176,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              token_ptr: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_resolve_shared_queue")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_resolve_shared_queue") {
+                    return Ok(status);
+                }
                 Ok(status_of(resolve_queue(
                     &mut caller,
                     (vp, vl),
@@ -185,6 +198,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              dsp: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_dequeue_shared_queue")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_dequeue_shared_queue") {
+                    return Ok(status);
+                }
                 Ok(status_of(dequeue(&mut caller, token, (dpp, dsp))))
             },
         )
@@ -199,6 +215,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              dl: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_enqueue_shared_queue")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_enqueue_shared_queue") {
+                    return Ok(status);
+                }
                 Ok(status_of(enqueue(&mut caller, token, (dp, dl))))
             },
         )

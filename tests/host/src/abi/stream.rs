@@ -92,6 +92,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_continue_stream",
             |mut caller: Caller<'_, HostState>, kind: i32| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_continue_stream")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_continue_stream") {
+                    return Ok(status);
+                }
                 Ok(status_of(continue_stream(&mut caller, kind)))
             },
         )
@@ -102,6 +105,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_close_stream",
             |mut caller: Caller<'_, HostState>, kind: i32| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_close_stream")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_close_stream") {
+                    return Ok(status);
+                }
                 Ok(status_of(close_stream(&mut caller, kind)))
             },
         )
@@ -121,6 +127,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              _grpc_status: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_send_local_response")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_send_local_response") {
+                    return Ok(status);
+                }
                 Ok(status_of(send_local_response(
                     &mut caller,
                     status,
@@ -137,6 +146,10 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_set_effective_context",
             |mut caller: Caller<'_, HostState>, context_id: i32| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_set_effective_context")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_set_effective_context")
+                {
+                    return Ok(status);
+                }
                 let id = context_id as u32;
                 let state = caller.data_mut();
                 if !state.context_exists(id) {
@@ -153,6 +166,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
             "proxy_done",
             |mut caller: Caller<'_, HostState>| -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_done")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_done") {
+                    return Ok(status);
+                }
                 let state = caller.data_mut();
                 // Only a root context whose on_done returned false may finish later.
                 if !state.root_done_pending {
@@ -174,6 +190,9 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              msg_sp: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_get_status")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_get_status") {
+                    return Ok(status);
+                }
                 let result = memory::write_u32(&mut caller, code_ptr, 0)
                     .and_then(|()| memory::copy_out(&mut caller, b"", msg_pp, msg_sp));
                 Ok(status_of(result))
@@ -193,6 +212,10 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
              _rsp: i32|
              -> wasmtime::Result<i32> {
                 refuse_while_starting(&caller, "proxy_call_foreign_function")?;
+                if let Some(status) = super::injected_fault(&caller, "proxy_call_foreign_function")
+                {
+                    return Ok(status);
+                }
                 // No foreign functions are registered in this host.
                 Ok(Status::NotFound.code())
             },
