@@ -324,6 +324,7 @@ pub fn decide_from(
     };
     let context = RequestContext {
         kubernetes: kubernetes.as_ref(),
+        protocol_upgrade: crate::policy::asks_for_protocol_upgrade(method, headers),
         source_ip,
         now_unix_seconds,
     };
