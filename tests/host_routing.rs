@@ -167,10 +167,13 @@ fn every_filter_config_example_picks_the_route_envoy_picks() {
     }
 }
 
+/// Authorities and the route each must pick (by its `from`), or `None` for a refusal.
+type RouteTableCase = &'static [(&'static str, Option<&'static str>)];
+
 /// The expected route (by its `from`) or refusal (`None`), per example.
 #[test]
 fn each_example_routes_this_table() {
-    let tables: [(&str, &[(&str, Option<&str>)]); 4] = [
+    let tables: [(&str, RouteTableCase); 4] = [
         (
             "dev.json",
             &[
