@@ -25,7 +25,8 @@
 //! `*.example.com:8443` before `a.example.com`, whose `a.example.com:*` is a prefix wildcard).
 //! Letter case is ignored; nothing else is normalised: a trailing dot (`k8s.example.com.`), an
 //! empty or non-numeric port, or a port the route does not name matches no route (404), where
-//! Envoy would send the request to another virtual host or answer 404 itself. Envoy's other
+//! Envoy would send the request to another virtual host or answer 404 itself (a non-numeric
+//! port is the one place kubegate refuses what Envoy's `host:*` would match). Envoy's other
 //! wildcards (`example.*`, `*-api.example.com`) have no `from` spelling: refused at configure
 //! time.
 
@@ -116,14 +117,16 @@ impl HostPattern {
         }
     }
 
-    /// Whether the `host:*` prefix wildcard of an `Exact` matches: the host, a colon and at
-    /// least one more character (Envoy's wildcards never match the empty string).
+    /// Whether the `host:*` prefix wildcard of an `Exact` matches: the host, a colon and a
+    /// port. Envoy's `host:*` takes any non-empty text after the colon; kubegate takes digits
+    /// only, so a malformed port (which `ignore_port_in_host_matching` would not strip) is no
+    /// route rather than a guess.
     fn matches_with_port(&self, authority: &str) -> bool {
         match self {
             HostPattern::Exact(name) => authority
                 .strip_prefix(name.as_str())
                 .and_then(|rest| rest.strip_prefix(':'))
-                .is_some_and(|port| !port.is_empty()),
+                .is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())),
             _ => false,
         }
     }
@@ -324,6 +327,9 @@ mod tests {
         assert_eq!(t.find("k8s.example.com:8443"), Some(0));
         // Envoy's "k8s.example.com:*" needs at least one character after the colon.
         assert_eq!(t.find("k8s.example.com:"), None);
+        // Nor does a port that is not a number (Envoy's would; Envoy Gateway's would not).
+        assert_eq!(t.find("k8s.example.com:x"), None);
+        assert_eq!(t.find("k8s.example.com:443:443"), None);
         // Envoy matches the Host as sent: the trailing dot is another name.
         assert_eq!(t.find("k8s.example.com."), None);
         assert_eq!(t.find("k8s.example.com.:443"), None);
