@@ -417,6 +417,7 @@ pub fn decide_at(
     };
     let context = RequestContext {
         kubernetes: kubernetes.as_ref(),
+        protocol_upgrade: crate::policy::asks_for_protocol_upgrade(method, headers),
         source_ip,
         now_unix_seconds,
     };

@@ -69,6 +69,40 @@ impl RequestInfo {
     }
 }
 
+impl RequestInfo {
+    /// Whether the request, once authorized, runs a command in a container or opens a
+    /// connection to a backend of the client's choosing, whatever its verb and method: what
+    /// RBAC's built-in `view` role never grants (its aggregated rules leave out `pods/exec`,
+    /// `pods/attach`, `pods/portforward`, `pods/proxy`, `services/proxy` and `nodes/proxy`),
+    /// so a "read-only" policy must refuse it even as a `get`:
+    /// - `pods/exec`, `pods/attach`, `pods/portforward` (core group), as a WebSocket `GET` or an
+    ///   SPDY `POST`;
+    /// - any `proxy` subresource, in any group: `pods/proxy` and `services/proxy` reach any
+    ///   port of the backend with only `get` checked; `nodes/proxy` reaches the kubelet's API,
+    ///   where `/api/v1/nodes/N/proxy/exec/NS/POD/CONTAINER?command=sh` (a WebSocket `GET`)
+    ///   and `.../proxy/run/...` (a `POST`) run a command in any container on the node, and the
+    ///   API server authorizes only `get nodes/proxy` or `create nodes/proxy` (Kubernetes docs,
+    ///   "Kubelet authentication/authorization": `get nodes/proxy` is not read-only);
+    /// - the deprecated `/api/v1/proxy/...` prefix (verb `proxy`), which proxies like the
+    ///   subresource.
+    ///
+    /// `/api/v1/namespaces/NS/proxy` is not one of them: the API server reads it as a resource
+    /// named `proxy` in namespace NS, which does not exist (404), because the verb prefixes are
+    /// recognised only right after the version (requestinfo.go, `specialVerbs`).
+    ///
+    /// A protocol upgrade on any other path is decided by the caller, which sees the headers
+    /// (`policy::asks_for_protocol_upgrade`).
+    pub fn is_exec_class(&self) -> bool {
+        if !self.is_resource_request {
+            return false;
+        }
+        let pod_stream = self.api_group.is_empty()
+            && self.resource == "pods"
+            && POD_STREAM_SUBRESOURCES.contains(&self.subresource.as_str());
+        pod_stream || self.subresource == PROXY || self.verb == PROXY
+    }
+}
+
 /// Why a request gets no [`RequestInfo`]; the filter should deny it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnresolvableRequest {
@@ -110,7 +144,9 @@ const LEGACY_API_PREFIX: &str = "api";
 /// Deprecated path prefixes that carry the verb: `/api/v1/watch/...`, `/api/v1/proxy/...`.
 const SPECIAL_VERBS: [&str; 2] = ["proxy", "watch"];
 /// After `proxy` the rest of the path is the proxied path, never a subresource.
-const SPECIAL_VERB_WITHOUT_SUBRESOURCES: &str = "proxy";
+const SPECIAL_VERB_WITHOUT_SUBRESOURCES: &str = PROXY;
+/// The verb of the deprecated proxy prefix, and the subresource of every proxy endpoint.
+const PROXY: &str = "proxy";
 /// What may follow `/namespaces/{name}` as the namespace's own subresource.
 const NAMESPACE_SUBRESOURCES: [&str; 2] = ["status", "finalize"];
 const POD_STREAM_SUBRESOURCES: [&str; 3] = ["exec", "attach", "portforward"];
@@ -1398,6 +1434,53 @@ mod tests {
                     let _ = resolved.policy_verb();
                 }
             }
+        }
+    }
+
+    #[test]
+    fn exec_class_requests() {
+        for (method, target) in [
+            (
+                "GET",
+                "/api/v1/namespaces/ns/pods/x/exec?command=sh&stdin=true",
+            ),
+            ("POST", "/api/v1/namespaces/ns/pods/x/exec?command=sh"),
+            ("GET", "/api/v1/namespaces/ns/pods/x/attach?stdout=true"),
+            ("POST", "/api/v1/namespaces/ns/pods/x/attach"),
+            ("GET", "/api/v1/namespaces/ns/pods/x/portforward?ports=80"),
+            ("POST", "/api/v1/namespaces/ns/pods/x/portforward"),
+            ("GET", "/api/v1/namespaces/ns/pods/x/proxy"),
+            ("GET", "/api/v1/namespaces/ns/pods/x:8080/proxy/admin"),
+            ("GET", "/api/v1/namespaces/ns/services/https:s:443/proxy/"),
+            ("DELETE", "/api/v1/namespaces/ns/services/s/proxy/x"),
+            ("GET", "/api/v1/nodes/n/proxy"),
+            ("GET", "/api/v1/nodes/n/proxy/exec/ns/pod/c?command=sh"),
+            ("POST", "/api/v1/nodes/n:10250/proxy/run/ns/pod/c?cmd=id"),
+            ("GET", "/api/v1/nodes/n/proxy/configz"),
+            ("GET", "/api/v1/proxy/namespaces/ns/pods/x/exec"),
+            ("GET", "/api/v1/proxy/nodes/n/exec/ns/pod/c"),
+            ("GET", "/api/v1/namespaces/ns/pods/x%2Fexec"),
+            ("GET", "/apis//v1/namespaces/ns/pods/x/exec"),
+            ("GET", "/apis/example.io/v1/namespaces/ns/widgets/w/proxy/x"),
+        ] {
+            assert!(info(method, target).is_exec_class(), "{method} {target}");
+        }
+        for (method, target) in [
+            ("GET", "/api/v1/namespaces/ns/pods"),
+            ("GET", "/api/v1/namespaces/ns/pods/x"),
+            ("GET", "/api/v1/namespaces/ns/pods/x/log?follow=true"),
+            ("GET", "/api/v1/namespaces/ns/pods/proxy"),
+            ("GET", "/api/v1/namespaces/ns/services/proxy"),
+            ("GET", "/api/v1/nodes/proxy"),
+            ("GET", "/api/v1/namespaces/ns/proxy"),
+            ("GET", "/api/v1/namespaces/proxy"),
+            ("GET", "/api/v1/watch/namespaces/ns/pods"),
+            ("POST", "/apis/example.io/v1/namespaces/ns/pods/x/exec"),
+            ("PATCH", "/api/v1/namespaces/ns/pods/x/ephemeralcontainers"),
+            ("GET", "/version"),
+            ("GET", "/proxy/exec"),
+        ] {
+            assert!(!info(method, target).is_exec_class(), "{method} {target}");
         }
     }
 }

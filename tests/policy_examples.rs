@@ -1,5 +1,6 @@
 //! The Kubernetes-aware policy examples in filter-config/, through the real kubegate.wasm:
-//! - contractors-read-only.json: "contractors may read but never exec" (or write);
+//! - contractors-read-only.json: "contractors may read but never exec, attach, port-forward,
+//!   proxy or upgrade" (or write);
 //! - no-kube-system-secrets.json: "nobody reads secrets in kube-system through the gateway";
 //! - office-weekdays.json: "production only from the office network, on weekdays".
 //!
@@ -52,24 +53,48 @@ async fn refusal_message(plugin: &Plugin, request: FilterRequest) -> String {
 
 const EXEC_QUERY: &str = "command=sh&container=c&stderr=true&stdin=true&stdout=true&tty=true";
 
+/// kubectl's WebSocket attempt (exec, attach, port-forward since 1.30/1.31).
+fn websocket(request: FilterRequest) -> FilterRequest {
+    request
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-protocol", "v5.channel.k8s.io")
+}
+
+/// kubectl's SPDY fallback.
+fn spdy(request: FilterRequest) -> FilterRequest {
+    request
+        .header("connection", "Upgrade")
+        .header("upgrade", "SPDY/3.1")
+        .header("x-stream-protocol-version", "v4.channel.k8s.io")
+}
+
 #[tokio::test]
-async fn contractors_read_but_never_exec_or_write() {
+async fn contractors_read_but_never_exec_proxy_or_write() {
     let plugin = load("contractors-read-only.json");
     let contractor = token("pat@example.com", &["contractors"], now());
     let employee = token("sam@example.com", &["developers"], now());
     let exec = format!("/api/v1/namespaces/default/pods/web-0/exec?{EXEC_QUERY}");
 
+    // Reads: get, list, watch, logs (also followed), discovery.
     for (method, path) in [
         ("GET", "/api/v1/namespaces/default/pods?limit=500"),
+        ("GET", "/api/v1/namespaces/default/pods/web-0"),
         (
             "GET",
             "/api/v1/namespaces/default/pods/web-0/log?container=c",
         ),
         (
             "GET",
+            "/api/v1/namespaces/default/pods/web-0/log?container=c&follow=true",
+        ),
+        (
+            "GET",
             "/api/v1/namespaces/default/pods?watch=true&resourceVersion=7",
         ),
+        ("GET", "/api/v1/watch/namespaces/default/pods"),
         ("GET", "/apis/apps/v1/namespaces/default/deployments/web"),
+        ("GET", "/api/v1/nodes"),
         ("GET", "/api"),
         ("GET", "/version"),
     ] {
@@ -79,42 +104,232 @@ async fn contractors_read_but_never_exec_or_write() {
             "contractor {method} {path}"
         );
     }
-    // kubectl exec tries a WebSocket GET, then an SPDY POST: both are verb create on
-    // pods/exec, and both are refused; so are attach, port-forward and every write.
-    for (method, path) in [
-        ("GET", exec.as_str()),
-        ("POST", exec.as_str()),
+
+    let refused: Vec<(&str, FilterRequest)> =
+        vec![
+        // kubectl exec: a WebSocket GET (verb create since 1.35), then an SPDY POST.
+        ("exec, WebSocket", websocket(request("GET", &exec, &contractor))),
+        ("exec, SPDY", spdy(request("POST", &exec, &contractor))),
+        ("exec, bare POST", request("POST", &exec, &contractor)),
         (
-            "POST",
-            "/api/v1/namespaces/default/pods/web-0/attach?stdout=true",
+            "attach, WebSocket",
+            websocket(request(
+                "GET",
+                "/api/v1/namespaces/default/pods/web-0/attach?stdout=true",
+                &contractor,
+            )),
         ),
         (
-            "POST",
-            "/api/v1/namespaces/default/pods/web-0/portforward?ports=8080",
+            "attach, SPDY",
+            spdy(request(
+                "POST",
+                "/api/v1/namespaces/default/pods/web-0/attach?stdout=true",
+                &contractor,
+            )),
         ),
-        ("DELETE", "/api/v1/namespaces/default/pods/web-0"),
-        ("PATCH", "/apis/apps/v1/namespaces/default/deployments/web"),
-        ("POST", "/api/v1/namespaces/default/configmaps"),
-    ] {
-        assert_eq!(
-            status(&plugin, request(method, path, &contractor)).await,
-            403,
-            "contractor {method} {path}"
-        );
+        (
+            "port-forward, WebSocket",
+            websocket(request(
+                "GET",
+                "/api/v1/namespaces/default/pods/web-0/portforward?ports=8080",
+                &contractor,
+            )),
+        ),
+        (
+            "port-forward, SPDY",
+            spdy(request(
+                "POST",
+                "/api/v1/namespaces/default/pods/web-0/portforward",
+                &contractor,
+            )),
+        ),
+        // The kubelet's exec through nodes/proxy: authorized as `get nodes/proxy` only.
+        (
+            "nodes/proxy exec, WebSocket",
+            websocket(request(
+                "GET",
+                "/api/v1/nodes/node-1/proxy/exec/default/web-0/c?command=sh&input=1&output=1&tty=1",
+                &contractor,
+            )),
+        ),
+        (
+            "nodes/proxy run, POST",
+            request(
+                "POST",
+                "/api/v1/nodes/node-1/proxy/run/default/web-0/c?cmd=id",
+                &contractor,
+            ),
+        ),
+        (
+            "nodes/proxy, plain GET",
+            request("GET", "/api/v1/nodes/node-1:10250/proxy/pods", &contractor),
+        ),
+        // pods/proxy and services/proxy reach any backend port with `get` alone.
+        (
+            "pods/proxy, WebSocket",
+            websocket(request(
+                "GET",
+                "/api/v1/namespaces/default/pods/web-0:8080/proxy/ws",
+                &contractor,
+            )),
+        ),
+        (
+            "pods/proxy, plain GET",
+            request(
+                "GET",
+                "/api/v1/namespaces/default/pods/web-0/proxy/admin",
+                &contractor,
+            ),
+        ),
+        (
+            "services/proxy, WebSocket",
+            websocket(request(
+                "GET",
+                "/api/v1/namespaces/default/services/http:web:80/proxy/",
+                &contractor,
+            )),
+        ),
+        (
+            "services/proxy, plain GET",
+            request(
+                "GET",
+                "/api/v1/namespaces/default/services/web/proxy/metrics",
+                &contractor,
+            ),
+        ),
+        // The deprecated proxy prefix.
+        (
+            "/api/v1/proxy/ prefix",
+            request(
+                "GET",
+                "/api/v1/proxy/namespaces/default/pods/web-0/admin",
+                &contractor,
+            ),
+        ),
+        (
+            "/api/v1/proxy/ prefix to a node",
+            websocket(request(
+                "GET",
+                "/api/v1/proxy/nodes/node-1/exec/default/web-0/c?command=sh",
+                &contractor,
+            )),
+        ),
+        // Any upgrade, on any path: after it the stream is bytes no policy sees.
+        (
+            "upgrade on a list",
+            websocket(request(
+                "GET",
+                "/api/v1/namespaces/default/pods",
+                &contractor,
+            )),
+        ),
+        (
+            "Connection: upgrade alone",
+            request("GET", "/api/v1/namespaces/default/pods", &contractor)
+                .header("Connection", "keep-alive, Upgrade"),
+        ),
+        (
+            "Upgrade alone, odd case",
+            request("GET", "/version", &contractor).header("UPGRADE", "h2c"),
+        ),
+        (
+            "HTTP/2 extended CONNECT",
+            request("GET", "/api/v1/namespaces/default/pods", &contractor)
+                .header(":protocol", "websocket"),
+        ),
+        // Writes.
+        (
+            "delete",
+            request("DELETE", "/api/v1/namespaces/default/pods/web-0", &contractor),
+        ),
+        (
+            "patch",
+            request(
+                "PATCH",
+                "/apis/apps/v1/namespaces/default/deployments/web",
+                &contractor,
+            ),
+        ),
+        (
+            "create",
+            request("POST", "/api/v1/namespaces/default/configmaps", &contractor),
+        ),
+    ];
+    for (what, request) in refused {
+        assert_eq!(status(&plugin, request).await, 403, "contractor: {what}");
     }
+
     // The refusal names the rule and the criterion an operator should look at.
-    let message = refusal_message(&plugin, request("POST", &exec, &contractor)).await;
+    let message = refusal_message(
+        &plugin,
+        websocket(request(
+            "GET",
+            "/api/v1/nodes/node-1/proxy/exec/default/web-0/c?command=sh",
+            &contractor,
+        )),
+    )
+    .await;
     assert!(
-        message.contains("deny rule policy[1].deny matched"),
+        message.contains("deny rule policy[1].deny matched (and: every criterion held)"),
         "{message}"
     );
 
     // Everyone else in the domain keeps exec (RBAC decides the rest).
-    assert_eq!(status(&plugin, request("GET", &exec, &employee)).await, 200);
     assert_eq!(
-        status(&plugin, request("POST", &exec, &employee)).await,
+        status(&plugin, websocket(request("GET", &exec, &employee))).await,
         200
     );
+    assert_eq!(
+        status(&plugin, spdy(request("POST", &exec, &employee))).await,
+        200
+    );
+    assert_eq!(
+        status(
+            &plugin,
+            websocket(request(
+                "GET",
+                "/api/v1/nodes/node-1/proxy/exec/default/web-0/c?command=sh",
+                &employee
+            ))
+        )
+        .await,
+        200
+    );
+}
+
+/// `domain` compares ignoring ASCII case, as DNS names compare (Pomerium compares exactly);
+/// `email` compares its local part exactly and its domain ignoring case.
+#[tokio::test]
+async fn domain_rules_ignore_the_letter_case_of_the_domain() {
+    let mut config = example_config("contractors-read-only.json");
+    config["routes"][0]["policy"] = serde_json::json!([
+        {"allow": {"or": [{"authenticated_user": true}]}},
+        {"deny": {"or": [
+            {"domain": "partner.example"},
+            {"email": "mallory@evil.example"},
+        ]}},
+    ]);
+    let plugin = Plugin::load(spec(&config, 1)).expect("the configuration loads");
+    let pods = "/api/v1/namespaces/default/pods";
+    for (email, expected) in [
+        ("bob@partner.example", 403),
+        ("bob@PARTNER.EXAMPLE", 403),
+        ("Bob@Partner.Example", 403),
+        ("bob@partner.example.org", 200),
+        ("bob@notpartner.example", 200),
+        ("mallory@evil.example", 403),
+        ("mallory@EVIL.Example", 403),
+        // The local part stays exact, as RFC 5321 leaves it to the mailbox's host.
+        ("Mallory@evil.example", 200),
+        ("alice@example.com", 200),
+    ] {
+        let session = token(email, &[], now());
+        assert_eq!(
+            status(&plugin, request("GET", pods, &session)).await,
+            expected,
+            "{email}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -171,6 +386,117 @@ async fn nobody_reads_secrets_in_kube_system() {
         message.contains("deny rule policy[1].deny matched"),
         "{message}"
     );
+}
+
+/// The ways around a path-prefix rule on kube-system's secrets: a cluster-wide list (with or
+/// without a field selector on the namespace), the deprecated watch prefix, and encoded
+/// spellings. Each reads kube-system's secrets, so every example that guards them refuses each.
+const SECRETS_BYPASSES: [&str; 14] = [
+    "/api/v1/secrets",
+    "/api/v1/secrets?fieldSelector=metadata.namespace%3Dkube-system",
+    "/api/v1/secrets?fieldSelector=metadata.namespace=kube-system",
+    "/api/v1/secrets?watch=true&fieldSelector=metadata.namespace%3Dkube-system",
+    "/api/v1/watch/secrets",
+    "/api/v1/watch/namespaces/kube-system/secrets",
+    "/api/v1/watch/namespaces/kube-system/secrets/bootstrap-token-abc",
+    "/api/v1/namespaces/kube-system/secrets",
+    "/api/v1/namespaces/kube-system/secrets/bootstrap-token-abc",
+    "/api/v1/namespaces/kube-system/secrets?watch=1",
+    "/api/v1/namespaces/kube%2Dsystem/secrets",
+    "/api/v1/watch/namespaces/kube%2dsystem/%73ecrets",
+    "/api/v1/%73ecrets",
+    "/api/v1/namespaces/kube-system/secrets/?fieldSelector=metadata.name%3Dx",
+];
+
+/// Every example whose policy names secrets, with a host it serves and a session its allow
+/// rule admits. The test fails when an example that mentions secrets is missing here.
+fn secrets_guards() -> Vec<(&'static str, &'static str, String)> {
+    let sre = SessionClaims {
+        issuer: "https://idp.example.com".into(),
+        audience: "k8s.example.com".into(),
+        ..SessionClaims::dev("sre@example.com", &["sre"], now())
+    };
+    vec![
+        (
+            "no-kube-system-secrets.json",
+            "localhost:8443",
+            token("admin@example.com", &["platform-admins"], now()),
+        ),
+        (
+            "multi-cluster.json",
+            "prod.k8s.example.com",
+            Signer::dev().unwrap().sign(&sre).unwrap(),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_example_guarding_kube_system_secrets_refuses_the_bypasses() {
+    let guards = secrets_guards();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("filter-config");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        let config = example_config(&name);
+        let mentions_secrets = config["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|route| route["policy"].to_string().contains("secrets"));
+        assert_eq!(
+            mentions_secrets,
+            guards.iter().any(|(file, _, _)| *file == name),
+            "{name}: add it to secrets_guards()"
+        );
+    }
+    for (file, authority, session) in guards {
+        let config = example_config(file);
+        let plugin = Plugin::load(kubegate_host::PluginSpec {
+            env: vec![
+                ("KUBEGATE_SA_TOKEN".into(), "sa".into()),
+                ("PROD_SA_TOKEN".into(), "prod-sa".into()),
+                ("DEV_SA_TOKEN".into(), "dev-sa".into()),
+                (
+                    "LEGACY_HMAC_SECRET_BASE64".into(),
+                    "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=".into(),
+                ),
+            ],
+            ..spec(&config, 1)
+        })
+        .expect("the example loads");
+        let get = |path: &str| {
+            FilterRequest::new("GET", path, authority)
+                .header("authorization", &format!("Bearer {session}"))
+        };
+        for path in SECRETS_BYPASSES {
+            assert_eq!(status(&plugin, get(path)).await, 403, "{file}: GET {path}");
+        }
+        assert_eq!(
+            status(
+                &plugin,
+                FilterRequest::new(
+                    "DELETE",
+                    "/api/v1/namespaces/kube-system/secrets",
+                    authority
+                )
+                .header("authorization", &format!("Bearer {session}"))
+            )
+            .await,
+            403,
+            "{file}: deletecollection"
+        );
+        // Still allowed: other namespaces' secrets, and kube-system's other objects. A list
+        // in `default` with a field selector on kube-system lists `default` only (the path's
+        // namespace scopes the list; the selector filters within it), so it reads nothing of
+        // kube-system's.
+        for path in [
+            "/api/v1/namespaces/default/secrets/app-tls",
+            "/api/v1/namespaces/default/secrets?fieldSelector=metadata.namespace%3Dkube-system",
+            "/api/v1/namespaces/kube-system/configmaps/kube-root-ca.crt",
+            "/api/v1/namespaces/kube-system/pods",
+        ] {
+            assert_eq!(status(&plugin, get(path)).await, 200, "{file}: GET {path}");
+        }
+    }
 }
 
 /// 2026-11-25 12:00:00 UTC, a Wednesday.

@@ -261,6 +261,7 @@ fn decisions_through_the_public_interface() {
         };
         let context = RequestContext {
             kubernetes: Some(&info),
+            protocol_upgrade: false,
             source_ip: source_ip_from_address(case.source_address),
             now_unix_seconds: case.now,
         };
@@ -295,6 +296,7 @@ fn evaluate_with_does_not_allocate() {
             };
             let context = RequestContext {
                 kubernetes: Some(info),
+                protocol_upgrade: false,
                 source_ip: source_ip_from_address(case.source_address),
                 now_unix_seconds: case.now,
             };
@@ -303,6 +305,7 @@ fn evaluate_with_does_not_allocate() {
         // No resolved request, no client address; and the old entry point.
         let bare = RequestContext {
             kubernetes: None,
+            protocol_upgrade: false,
             source_ip: None,
             now_unix_seconds: u64::MAX,
         };
@@ -316,6 +319,72 @@ fn evaluate_with_does_not_allocate() {
         .collect();
     assert_eq!(outcomes, expected);
     assert_eq!(count, 0, "evaluate_with allocated {count} times");
+}
+
+/// `kubernetes_exec_class` (resolved, and from the upgrade signal) and the case-insensitive
+/// `domain` and `email` comparisons allocate nothing either.
+#[test]
+fn exec_class_and_case_insensitive_domains_do_not_allocate() {
+    let policy = Policy::parse(&json!([
+        {"deny": {"or": [
+            {"kubernetes_exec_class": true},
+            {"domain": {"in": ["partner.example", "other.example"]}},
+            {"email": {"ends_with": "@Contractors.Example.com"}},
+        ]}},
+        {"allow": {"and": [
+            {"kubernetes_exec_class": false},
+            {"domain": {"ends_with": "EXAMPLE.com"}},
+            {"email": {"contains": "a@ex", "starts_with": "a@", "not": "b@example.com"}},
+        ]}},
+    ]))
+    .expect("valid policy");
+    let sessions: Vec<Claims> = [
+        "a@Example.COM",
+        "a@PARTNER.example",
+        "A@example.com",
+        "x@contractors.EXAMPLE.com",
+    ]
+    .iter()
+    .map(|email| match json!({"sub": "u-1", "email": email}) {
+        Value::Object(claims) => claims,
+        _ => unreachable!("an object literal"),
+    })
+    .collect();
+    let requests: Vec<RequestInfo> = [
+        ("GET", "/api/v1/namespaces/team-a/pods"),
+        ("GET", "/api/v1/nodes/n1/proxy/exec/ns/pod/c?command=sh"),
+    ]
+    .iter()
+    .map(|(method, target)| resolve(method, target).expect("resolvable"))
+    .collect();
+    let mut outcomes = Vec::with_capacity(32);
+    let count = allocations_during(|| {
+        for claims in &sessions {
+            let facts = Facts {
+                claims: Some(claims),
+                email: claims.get("email").and_then(Value::as_str),
+                method: "GET",
+                path: "/",
+                ..Facts::default()
+            };
+            for info in &requests {
+                for protocol_upgrade in [false, true] {
+                    let context = RequestContext {
+                        kubernetes: Some(info),
+                        protocol_upgrade,
+                        source_ip: None,
+                        now_unix_seconds: MONDAY,
+                    };
+                    outcomes.push(policy.evaluate_with(&facts, &context).allowed);
+                }
+            }
+        }
+    });
+    assert_eq!(count, 0, "evaluate_with allocated {count} times");
+    // Only a@Example.COM listing pods without an upgrade passes; A@example.com fails the
+    // exact local part.
+    let expected: Vec<bool> = (0..16).map(|index| index == 0).collect();
+    assert_eq!(outcomes, expected);
 }
 
 #[test]

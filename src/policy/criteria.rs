@@ -8,6 +8,7 @@
 
 use super::claim::{claim_values, ClaimPath, ClaimScalar};
 use super::error::{json_kind, JsonPath};
+use super::exec_class;
 use super::kubernetes::{self, Field};
 use super::matchers::{string_element, ListMatcher, StringMatcher};
 use super::source_ip::SourceIpMatcher;
@@ -20,7 +21,7 @@ const CRITERION_NAMES: &str = "accept, reject, authenticated_user, domain, email
      groups, claim/NAME, http_method, http_path, source_ip, date, day_of_week, time_of_day, \
      kubernetes_verb, kubernetes_resource, kubernetes_subresource, kubernetes_namespace, \
      kubernetes_api_group, kubernetes_name, kubernetes_resource_request, \
-     kubernetes_non_resource_path";
+     kubernetes_non_resource_path, kubernetes_exec_class";
 
 #[derive(Debug, Clone)]
 pub(crate) enum Criterion {
@@ -30,8 +31,9 @@ pub(crate) enum Criterion {
     Reject,
     /// True when there is a session.
     AuthenticatedUser,
-    /// The email's domain (see `Facts::email_domain`).
+    /// The email's domain (see `Facts::email_domain`), compared ignoring ASCII case.
     Domain(StringMatcher),
+    /// The email: the local part exactly, the domain ignoring ASCII case.
     Email(StringMatcher),
     /// The user id, `sub`.
     User(StringMatcher),
@@ -54,6 +56,9 @@ pub(crate) enum Criterion {
     },
     /// Whether the resolved request is a resource request (`true`) or not (`false`).
     KubernetesResourceRequest(bool),
+    /// Whether the request can run a command in a container or reach a backend of the
+    /// client's choosing (`true`), or not (`false`); see `exec_class`.
+    KubernetesExecClass(bool),
 }
 
 /// Parses a criterion's value (everything after its name).
@@ -112,9 +117,15 @@ impl Criterion {
             Criterion::Accept => true,
             Criterion::Reject => false,
             Criterion::AuthenticatedUser => facts.session().is_some(),
-            Criterion::Domain(matcher) => session_string(facts, facts.email_domain(), matcher),
-            Criterion::Email(matcher) => session_string(facts, facts.email, matcher),
-            Criterion::User(matcher) => session_string(facts, facts.user_id, matcher),
+            Criterion::Domain(matcher) => session_string(facts, facts.email_domain(), |domain| {
+                matcher.matches_domain(domain)
+            }),
+            Criterion::Email(matcher) => {
+                session_string(facts, facts.email, |email| matcher.matches_email(email))
+            }
+            Criterion::User(matcher) => {
+                session_string(facts, facts.user_id, |user| matcher.matches(user))
+            }
             Criterion::Groups(matcher) => {
                 facts.session().is_some()
                     && matcher.matches(facts.groups, |expected, group| **expected == **group)
@@ -135,6 +146,7 @@ impl Criterion {
             Criterion::KubernetesResourceRequest(wanted) => context
                 .kubernetes
                 .is_some_and(|info| info.is_resource_request == *wanted),
+            Criterion::KubernetesExecClass(wanted) => exec_class::of(context) == Some(*wanted),
         }
     }
 
@@ -158,6 +170,7 @@ impl Criterion {
             Criterion::TimeOfDay(_) => "time_of_day",
             Criterion::Kubernetes { field, .. } => field.name(),
             Criterion::KubernetesResourceRequest(_) => "kubernetes_resource_request",
+            Criterion::KubernetesExecClass(_) => exec_class::NAME,
         }
     }
 
@@ -179,7 +192,8 @@ impl Criterion {
             | Criterion::DayOfWeek(_)
             | Criterion::TimeOfDay(_)
             | Criterion::Kubernetes { .. }
-            | Criterion::KubernetesResourceRequest(_) => true,
+            | Criterion::KubernetesResourceRequest(_)
+            | Criterion::KubernetesExecClass(_) => true,
         }
     }
 
@@ -187,7 +201,9 @@ impl Criterion {
     pub(crate) fn reads_kubernetes(&self) -> bool {
         matches!(
             self,
-            Criterion::Kubernetes { .. } | Criterion::KubernetesResourceRequest(_)
+            Criterion::Kubernetes { .. }
+                | Criterion::KubernetesResourceRequest(_)
+                | Criterion::KubernetesExecClass(_)
         )
     }
 }
@@ -228,6 +244,9 @@ fn data_parser(name: &str) -> Option<ParseData> {
         "kubernetes_resource_request" => |data, path| {
             kubernetes::parse_resource_request(data, path).map(Criterion::KubernetesResourceRequest)
         },
+        exec_class::NAME => {
+            |data, path| exec_class::parse(data, path).map(Criterion::KubernetesExecClass)
+        }
         _ => return None,
     };
     Some(parse)
@@ -267,8 +286,12 @@ fn only_entry(object: &Map<String, Value>) -> Option<(&String, &Value)> {
 /// A session criterion on a single string: false without a session, and false
 /// when the session lacks the attribute (even for `not`), so a token without an
 /// email never passes an email rule by accident.
-fn session_string(facts: &Facts<'_>, subject: Option<&str>, matcher: &StringMatcher) -> bool {
-    facts.session().is_some() && subject.is_some_and(|subject| matcher.matches(subject))
+fn session_string(
+    facts: &Facts<'_>,
+    subject: Option<&str>,
+    matches: impl FnOnce(&str) -> bool,
+) -> bool {
+    facts.session().is_some() && subject.is_some_and(matches)
 }
 
 /// HTTP methods are case-sensitive (RFC 9110 section 9.1) and compared as
@@ -320,7 +343,7 @@ mod tests {
          claim/NAME, http_method, http_path, source_ip, date, day_of_week, time_of_day, \
          kubernetes_verb, kubernetes_resource, kubernetes_subresource, kubernetes_namespace, \
          kubernetes_api_group, kubernetes_name, kubernetes_resource_request, \
-         kubernetes_non_resource_path";
+         kubernetes_non_resource_path, kubernetes_exec_class";
 
     /// 2024-03-04T00:00:00Z, a Monday.
     const MONDAY: u64 = 1_709_510_400;
@@ -332,6 +355,7 @@ mod tests {
     fn resolved(info: &RequestInfo) -> RequestContext<'_> {
         RequestContext {
             kubernetes: Some(info),
+            protocol_upgrade: false,
             source_ip: None,
             now_unix_seconds: MONDAY,
         }
@@ -340,6 +364,7 @@ mod tests {
     fn from_ip(ip: &str) -> RequestContext<'static> {
         RequestContext {
             kubernetes: None,
+            protocol_upgrade: false,
             source_ip: Some(ip.parse::<IpAddr>().expect("test address")),
             now_unix_seconds: MONDAY,
         }
@@ -348,6 +373,7 @@ mod tests {
     fn at(now_unix_seconds: u64) -> RequestContext<'static> {
         RequestContext {
             kubernetes: None,
+            protocol_upgrade: false,
             source_ip: None,
             now_unix_seconds,
         }
@@ -453,6 +479,31 @@ mod tests {
         assert!(!holds_for_alice(json!({"domain": "example.org"})));
         assert!(!holds_for_alice(json!({"domain": "alice@example.com"})));
         assert!(!criterion(json!({"domain": {"not": "x"}})).matches(&no_session()));
+    }
+
+    #[test]
+    fn domain_and_email_domain_ignore_case() {
+        let deny_partner = criterion(json!({"domain": "partner.example"}));
+        let bob = criterion(json!({"email": "bob@partner.example"}));
+        for email in [
+            "bob@PARTNER.EXAMPLE",
+            "bob@Partner.Example",
+            "bob@partner.example",
+        ] {
+            with_session(json!({"sub": "u", "email": email}), |facts| {
+                assert!(deny_partner.matches(&facts), "{email}");
+                assert!(bob.matches(&facts), "{email}");
+            });
+        }
+        with_session(
+            json!({"sub": "u", "email": "BOB@partner.example"}),
+            |facts| {
+                assert!(deny_partner.matches(&facts));
+                assert!(!bob.matches(&facts), "the local part stays exact");
+            },
+        );
+        assert!(holds_for_alice(json!({"domain": "EXAMPLE.COM"})));
+        assert!(!holds_for_alice(json!({"domain": {"not": "Example.com"}})));
     }
 
     #[test]
@@ -764,6 +815,10 @@ mod tests {
                 json!({"kubernetes_non_resource_path": "/version"}),
                 "kubernetes_non_resource_path",
             ),
+            (
+                json!({"kubernetes_exec_class": true}),
+                "kubernetes_exec_class",
+            ),
             (json!({"claim/a/b": "x"}), "claim"),
             (json!({"http_method": "GET"}), "http_method"),
         ] {
@@ -923,6 +978,71 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_exec_class() {
+        let exec_class = criterion(json!({"kubernetes_exec_class": true}));
+        let not_exec_class = criterion(json!({"kubernetes_exec_class": false}));
+        let get = criterion(json!({"kubernetes_verb": "get"}));
+        for (method, target, verb_is_get) in [
+            (
+                "GET",
+                "/api/v1/namespaces/ns/pods/web-0/exec?command=sh",
+                false,
+            ),
+            (
+                "POST",
+                "/api/v1/namespaces/ns/pods/web-0/exec?command=sh",
+                false,
+            ),
+            ("POST", "/api/v1/namespaces/ns/pods/web-0/attach", false),
+            ("GET", "/api/v1/namespaces/ns/pods/web-0/portforward", false),
+            ("GET", "/api/v1/namespaces/ns/pods/web-0/proxy/", true),
+            (
+                "GET",
+                "/api/v1/namespaces/ns/services/web:80/proxy/admin",
+                true,
+            ),
+            (
+                "GET",
+                "/api/v1/nodes/n1/proxy/exec/ns/web-0/c?command=sh",
+                true,
+            ),
+            ("POST", "/api/v1/nodes/n1/proxy/run/ns/web-0/c", false),
+            ("GET", "/api/v1/proxy/namespaces/ns/pods/web-0/", false),
+        ] {
+            let info = request(method, target);
+            let context = resolved(&info);
+            assert!(exec_class.holds_in(&context), "{method} {target}");
+            assert!(!not_exec_class.holds_in(&context), "{method} {target}");
+            // kubernetes_verb keeps what the API server authorizes: a proxy GET is `get`.
+            assert_eq!(get.holds_in(&context), verb_is_get, "{method} {target}");
+        }
+        let list = request("GET", "/api/v1/namespaces/ns/pods");
+        assert!(!exec_class.holds_in(&resolved(&list)));
+        assert!(not_exec_class.holds_in(&resolved(&list)));
+        // Any upgrade is exec-class, on any path, resolved or not.
+        let upgraded = RequestContext {
+            protocol_upgrade: true,
+            ..resolved(&list)
+        };
+        assert!(exec_class.holds_in(&upgraded));
+        assert!(!not_exec_class.holds_in(&upgraded));
+        let unresolved_upgrade = RequestContext {
+            protocol_upgrade: true,
+            ..at(MONDAY)
+        };
+        assert!(exec_class.holds_in(&unresolved_upgrade));
+        // Unknown without an upgrade: neither value holds.
+        assert!(!exec_class.holds_in(&at(MONDAY)));
+        assert!(!not_exec_class.holds_in(&at(MONDAY)));
+        assert!(exec_class.reads_kubernetes() && exec_class.needs_context());
+        assert_eq!(
+            error(json!({"kubernetes_exec_class": "yes"})),
+            "policy.kubernetes_exec_class: expected true (exec, attach, port-forward, proxy or a \
+             protocol upgrade) or false (anything else), found a string"
+        );
+    }
+
+    #[test]
     fn source_ip_criterion() {
         let office = criterion(json!({"source_ip": ["192.0.2.0/24", "2001:db8::/32"]}));
         assert!(office.holds_in(&from_ip("192.0.2.200")));
@@ -978,6 +1098,7 @@ mod tests {
         let info = request("DELETE", "/api/v1/namespaces/x/pods/y");
         let context = RequestContext {
             kubernetes: Some(&info),
+            protocol_upgrade: false,
             source_ip: Some(IpAddr::from([192, 0, 2, 1])),
             now_unix_seconds: MONDAY,
         };

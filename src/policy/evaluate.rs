@@ -508,6 +508,7 @@ mod tests {
     fn context<'a>(info: Option<&'a RequestInfo>, ip: &str, now: u64) -> RequestContext<'a> {
         RequestContext {
             kubernetes: info,
+            protocol_upgrade: false,
             source_ip: Some(ip.parse::<IpAddr>().expect("test address")),
             now_unix_seconds: now,
         }

@@ -38,6 +38,10 @@ pub struct RequestContext<'a> {
     /// it could not be resolved, which makes every `kubernetes_*` criterion false (the filter
     /// refuses such requests anyway).
     pub kubernetes: Option<&'a RequestInfo>,
+    /// Whether the request asks to switch protocols (WebSocket, SPDY, HTTP/2 extended CONNECT):
+    /// [`asks_for_protocol_upgrade`](super::asks_for_protocol_upgrade) over the request's method
+    /// and headers. `kubernetes_exec_class` holds for every such request.
+    pub protocol_upgrade: bool,
     /// The client's address (Envoy's `source.address` property through
     /// [`source_ip_from_address`](super::source_ip_from_address)); `None` makes `source_ip`
     /// false.
@@ -50,6 +54,7 @@ impl RequestContext<'static> {
     /// What `Policy::evaluate` judges with: only reached by policies that read none of it.
     pub(crate) const ABSENT: RequestContext<'static> = RequestContext {
         kubernetes: None,
+        protocol_upgrade: false,
         source_ip: None,
         now_unix_seconds: 0,
     };
@@ -64,7 +69,8 @@ impl<'a> Facts<'a> {
     /// The part of the email after its last `@`. The last one, because an RFC 5321
     /// local part may itself contain a quoted `@`; the domain never does.
     /// (Pomerium takes the piece after the first `@`; they agree for every
-    /// ordinary address.)
+    /// ordinary address.) The `domain` criterion compares it ignoring ASCII case, as DNS
+    /// names compare, where Pomerium compares it exactly.
     pub(crate) fn email_domain(&self) -> Option<&'a str> {
         self.email
             .and_then(|email| email.rsplit_once('@'))

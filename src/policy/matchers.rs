@@ -42,6 +42,54 @@ impl StringCheck {
     }
 }
 
+impl StringCheck {
+    /// Like [`StringCheck::holds`], but the subject's bytes from `fold_from` on compare
+    /// ignoring ASCII case (the domain of an email address; all of a domain name).
+    fn holds_folding(&self, subject: &str, fold_from: usize) -> bool {
+        let subject = subject.as_bytes();
+        let equals = |expected: &str| {
+            subject.len() == expected.len() && equal_at(subject, 0, expected, fold_from)
+        };
+        match self {
+            StringCheck::Is(expected) => equals(expected),
+            StringCheck::IsNot(unwanted) => !equals(unwanted),
+            StringCheck::Contains(part) => {
+                subject.len().checked_sub(part.len()).is_some_and(|last| {
+                    (0..=last).any(|start| equal_at(subject, start, part, fold_from))
+                })
+            }
+            StringCheck::StartsWith(prefix) => equal_at(subject, 0, prefix, fold_from),
+            StringCheck::EndsWith(suffix) => subject
+                .len()
+                .checked_sub(suffix.len())
+                .is_some_and(|start| equal_at(subject, start, suffix, fold_from)),
+            StringCheck::In(choices) => choices.iter().any(|choice| equals(choice)),
+        }
+    }
+}
+
+/// Whether `pattern` appears in `subject` at `start`, the subject's bytes at index `fold_from`
+/// and later comparing ignoring ASCII case (non-ASCII bytes always compare exactly).
+fn equal_at(subject: &[u8], start: usize, pattern: &str, fold_from: usize) -> bool {
+    let Some(window) = start
+        .checked_add(pattern.len())
+        .and_then(|end| subject.get(start..end))
+    else {
+        return false;
+    };
+    window
+        .iter()
+        .zip(pattern.as_bytes())
+        .enumerate()
+        .all(|(offset, (given, wanted))| {
+            if start.saturating_add(offset) >= fold_from {
+                given.eq_ignore_ascii_case(wanted)
+            } else {
+                given == wanted
+            }
+        })
+}
+
 impl StringMatcher {
     /// Parses a string matcher whose strings may be anything.
     pub(crate) fn parse(value: &Value, path: &JsonPath<'_>) -> Result<Self, PolicyError> {
@@ -96,6 +144,24 @@ impl StringMatcher {
 
     pub(crate) fn matches(&self, subject: &str) -> bool {
         self.checks.iter().all(|check| check.holds(subject))
+    }
+
+    /// Matches a domain name: ASCII letters compare ignoring case, as DNS compares names
+    /// (RFC 4343); other characters compare exactly.
+    pub(crate) fn matches_domain(&self, domain: &str) -> bool {
+        self.checks
+            .iter()
+            .all(|check| check.holds_folding(domain, 0))
+    }
+
+    /// Matches an email address: the local part (up to the last `@`) exactly, as RFC 5321
+    /// leaves its case to the receiving host, and the domain after it as
+    /// [`StringMatcher::matches_domain`] does. Without an `@`, exactly.
+    pub(crate) fn matches_email(&self, email: &str) -> bool {
+        let fold_from = email.rfind('@').map_or(usize::MAX, |at| at + 1);
+        self.checks
+            .iter()
+            .all(|check| check.holds_folding(email, fold_from))
     }
 }
 
@@ -299,6 +365,58 @@ mod tests {
         assert!(matcher.matches("LIST"));
         assert!(!matcher.matches("POST"));
         assert!(!matcher.matches("GETLIST"));
+    }
+
+    #[test]
+    fn domains_ignore_ascii_case() {
+        let matcher = |value| string_matcher(value);
+        assert!(matcher(json!("partner.example")).matches_domain("PARTNER.Example"));
+        assert!(matcher(json!("Partner.EXAMPLE")).matches_domain("partner.example"));
+        assert!(!matcher(json!("partner.example")).matches_domain("partner.example.org"));
+        assert!(!matcher(json!({"not": "partner.example"})).matches_domain("PARTNER.EXAMPLE"));
+        assert!(matcher(json!({"in": ["a.example", "partner.example"]}))
+            .matches_domain("Partner.Example"));
+        assert!(matcher(json!({"ends_with": ".example.COM"})).matches_domain("dev.EXAMPLE.com"));
+        assert!(matcher(json!({"starts_with": "DEV."})).matches_domain("dev.example.com"));
+        assert!(matcher(json!({"contains": "Ample"})).matches_domain("EXAMPLE.com"));
+        assert!(!matcher(json!({"contains": "examples"})).matches_domain("example"));
+        assert!(matcher(json!({"contains": ""})).matches_domain(""));
+        // Only ASCII letters fold: other characters compare exactly.
+        assert!(!matcher(json!("bücher.example")).matches_domain("BÜCHER.example"));
+        assert!(matcher(json!("bücher.example")).matches_domain("BüCHER.example"));
+        // The plain matcher stays exact.
+        assert!(!matcher(json!("partner.example")).matches("PARTNER.EXAMPLE"));
+    }
+
+    #[test]
+    fn emails_fold_the_domain_only() {
+        let matcher = |value| string_matcher(value);
+        let bob = matcher(json!("bob@partner.example"));
+        assert!(bob.matches_email("bob@PARTNER.EXAMPLE"));
+        assert!(bob.matches_email("bob@Partner.Example"));
+        assert!(!bob.matches_email("Bob@partner.example"));
+        assert!(!bob.matches_email("BOB@PARTNER.EXAMPLE"));
+        assert!(matcher(json!("bob@PARTNER.example")).matches_email("bob@partner.EXAMPLE"));
+        assert!(
+            !matcher(json!({"not": "bob@partner.example"})).matches_email("bob@PARTNER.example")
+        );
+        assert!(matcher(json!({"in": ["x@y.z", "bob@partner.example"]}))
+            .matches_email("bob@Partner.example"));
+        let suffix = matcher(json!({"ends_with": "@partner.example"}));
+        assert!(suffix.matches_email("anyone@PARTNER.EXAMPLE"));
+        assert!(!suffix.matches_email("anyone@partner.example.org"));
+        // The pattern's `@` must meet the address's own: a local part never folds.
+        assert!(!matcher(json!({"ends_with": "B@partner.example"}))
+            .matches_email("bob@partner.example"));
+        assert!(matcher(json!({"starts_with": "bob@PART"})).matches_email("bob@partner.example"));
+        assert!(!matcher(json!({"starts_with": "BOB"})).matches_email("bob@partner.example"));
+        assert!(matcher(json!({"contains": "@PARTNER."})).matches_email("bob@partner.example"));
+        // The last `@` starts the domain, as for the domain criterion.
+        assert!(matcher(json!("\"a@B\"@example.com")).matches_email("\"a@B\"@EXAMPLE.COM"));
+        assert!(!matcher(json!("\"a@b\"@example.com")).matches_email("\"a@B\"@example.com"));
+        // No `@`: exact.
+        assert!(!matcher(json!("bob")).matches_email("BOB"));
+        assert!(matcher(json!("bob")).matches_email("bob"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! let info = request_info::resolve(method, path_and_query).ok(); // the filter refuses None
 //! let context = RequestContext {
 //!     kubernetes: info.as_ref(),
+//!     protocol_upgrade: asks_for_protocol_upgrade(method, &headers),
 //!     source_ip: source_ip_from_address(&source_address),
 //!     now_unix_seconds,
 //! };
@@ -16,7 +17,8 @@
 //!
 //! Criteria: the session (`accept`, `reject`, `authenticated_user`, `domain`, `email`,
 //! `user`, `groups`, `claim/NAME`), the HTTP request line (`http_method`, `http_path`), the
-//! Kubernetes request (`kubernetes_*`, see `kubernetes.rs`), the client address
+//! Kubernetes request (`kubernetes_*`, see `kubernetes.rs`; `kubernetes_exec_class`, see
+//! `exec_class.rs`), the client address
 //! (`source_ip`, see `source_ip.rs`) and the clock (`date`, `day_of_week`, `time_of_day`, see
 //! `time.rs`).
 //!
@@ -28,6 +30,7 @@ mod claim;
 mod criteria;
 mod error;
 mod evaluate;
+mod exec_class;
 mod facts;
 mod kubernetes;
 mod matchers;
@@ -40,6 +43,7 @@ mod time;
 mod verdict;
 
 pub use error::PolicyError;
+pub use exec_class::asks_for_protocol_upgrade;
 pub use facts::{Facts, RequestContext};
 pub use source_ip::source_ip_from_address;
 pub use verdict::{Cause, Miss, Reason, RuleLocation, Verdict};

@@ -210,7 +210,7 @@ mod tests {
              authenticated_user, domain, email, user, groups, claim/NAME, http_method, http_path, \
              source_ip, date, day_of_week, time_of_day, kubernetes_verb, kubernetes_resource, \
              kubernetes_subresource, kubernetes_namespace, kubernetes_api_group, kubernetes_name, \
-             kubernetes_resource_request, kubernetes_non_resource_path)"
+             kubernetes_resource_request, kubernetes_non_resource_path, kubernetes_exec_class)"
         );
     }
 
