@@ -106,6 +106,10 @@ def test_configurations_are_extracted_for_the_rust_parser(tmp_path):
     assert istio_conf["jwt"][0]["keys"]["remote"].pop("cluster") == "outbound|443||k8s.localhost.pomerium.io"
     assert envoy_conf["jwt"][0]["keys"]["remote"].pop("cluster") == "pomerium"
     assert eg_conf["jwt"][0]["keys"]["remote"].pop("cluster") == "httproute/kubegate-system/pomerium-jwks/rule/0"
+    # ...and so is the API server's cluster, the only place the service-account token goes.
+    assert istio_conf["routes"][0].pop("upstream_clusters") == ["outbound|443||kubernetes.default.svc.cluster.local"]
+    assert envoy_conf["routes"][0].pop("upstream_clusters") == ["kube_apiserver"]
+    assert eg_conf["routes"][0].pop("upstream_clusters") == ["httproute/kubegate-system/kubernetes-api/rule/0"]
     assert istio_conf == envoy_conf == eg_conf
 
 
@@ -335,6 +339,9 @@ def test_every_authenticator_is_checked():
     (lambda c: c["jwt"][0].update(keys={}), "jwt[0].keys: no key source"),
     (lambda c: c["jwt"][0]["keys"].update(hmac=[{"kid": "dev", "alg": "HS256", "secret_env": "DEV_HMAC"}]),
      "jwt[0].keys.hmac[0].secret_env: 'DEV_HMAC' is not handed to the VM"),
+    (lambda c: c["routes"][0].pop("upstream_clusters"), "routes[0].upstream_clusters: every example names"),
+    (lambda c: c["routes"][0].update(upstream_clusters=["elsewhere"]),
+     "routes[0].upstream_clusters: no Envoy cluster named 'elsewhere'"),
 ], ids=lambda x: x if isinstance(x, str) else "")
 def test_kubegate_configuration_shape(mutate, needle):
     d = bootstrap("local-standin.yaml")

@@ -38,7 +38,7 @@ DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 STRING_VALUE = "google.protobuf.StringValue"
 KUBEGATE_TOP_LEVEL = {"routes", "jwt", "max_token_bytes", "token_cache_entries", "realm",
-                      "decision_log"}
+                      "decision_log", "strip_request_headers", "reserved_name_prefixes"}
 KEY_SOURCES = ("jwks", "pem", "hmac", "remote")
 
 
@@ -661,6 +661,15 @@ def config_errors(conf: dict, exposed_env: set[str], clusters: set[str] | None,
                        f"handed to the VM (exposed: {sorted(exposed_env)})")
         if len(routes) > 1 and "from" not in r:
             out.append(f"routes[{i}].from: required when there is more than one route")
+        # Every example binds the service-account token to the cluster of its API server.
+        bound = r.get("upstream_clusters")
+        if not isinstance(bound, list) or not bound:
+            out.append(f"routes[{i}].upstream_clusters: every example names the Envoy cluster "
+                       "of its API server, so the service-account token goes nowhere else")
+        elif clusters is not None:
+            for name in bound:
+                if name not in clusters:
+                    out.append(f"routes[{i}].upstream_clusters: no Envoy cluster named {name!r}")
     jwt = conf.get("jwt")
     if not isinstance(jwt, list) or not jwt:
         out.append("jwt: a list of authenticators (one per issuer), at least one")
