@@ -423,8 +423,15 @@ async fn multi_cluster_routes_through_the_module() {
         ("dev.k8s.example.com", None),
         ("prod.k8s.example.com:", None),
     ] {
+        // Envoy would send each host to its own API server's cluster (the route's
+        // upstream_clusters).
+        let cluster = match expected {
+            Some("dev-sa") => "dev_apiserver",
+            _ => "prod_apiserver",
+        };
         let request = FilterRequest::new("GET", "/api/v1/namespaces/default/pods", authority)
-            .header("authorization", &format!("Bearer {session}"));
+            .header("authorization", &format!("Bearer {session}"))
+            .upstream_cluster(cluster);
         match (plugin.handle(request).await, expected) {
             (outcome @ FilterOutcome::Forward { .. }, Some(token)) => assert_eq!(
                 outcome.forwarded_header("authorization"),

@@ -463,9 +463,15 @@ async fn every_example_guarding_kube_system_secrets_refuses_the_bypasses() {
             ..spec(&config, 1)
         })
         .expect("the example loads");
+        // The cluster Envoy routes the host to: the route's upstream_clusters.
+        let cluster = config["routes"][0]["upstream_clusters"][0]
+            .as_str()
+            .unwrap()
+            .to_string();
         let get = |path: &str| {
             FilterRequest::new("GET", path, authority)
                 .header("authorization", &format!("Bearer {session}"))
+                .upstream_cluster(&cluster)
         };
         for path in SECRETS_BYPASSES {
             assert_eq!(status(&plugin, get(path)).await, 403, "{file}: GET {path}");
@@ -479,6 +485,7 @@ async fn every_example_guarding_kube_system_secrets_refuses_the_bypasses() {
                     authority
                 )
                 .header("authorization", &format!("Bearer {session}"))
+                .upstream_cluster(&cluster)
             )
             .await,
             403,

@@ -26,7 +26,9 @@ pub(super) const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 /// Buffer types (ABI `proxy_get_buffer_bytes`).
 pub(super) const HTTP_CALL_RESPONSE_BODY: u32 = 4;
 pub(super) const PLUGIN_CONFIGURATION: u32 = 7;
-const STREAM_HTTP_REQUEST: u32 = 2;
+/// Stream types (ABI 0.2.1 `proxy_continue_stream`/`proxy_close_stream`): the request
+/// stream is 0 (1 the response, 2 downstream and 3 upstream connections).
+const STREAM_HTTP_REQUEST: u32 = 0;
 
 #[link(wasm_import_module = "env")]
 extern "C" {

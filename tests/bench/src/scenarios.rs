@@ -116,6 +116,7 @@ impl Scenario {
             Kind::Unauthenticated => 401,
             Kind::Forbidden => 403,
             Kind::NotFound => 404,
+            Kind::Internal => 500,
         };
         ensure!(
             status == expected,
