@@ -1,7 +1,7 @@
 //! Refusals shaped like the API server's own: a `Status` object kubectl knows how to print.
 //!
 //! kubectl prints `Error from server (Forbidden): <message>` for a 403 Status and
-//! `error: You must be logged in to the server (<message>)` for a 401 (reference.md).
+//! `error: You must be logged in to the server (<message>)` for a 401 (kubectl v1.32 against a local server, observed).
 //!
 //! One exception: client-go's discovery client (kubectl's first requests, `/api` and
 //! `/apis`, and `kubectl version`) cannot decode a JSON Status and prints "unknown" instead

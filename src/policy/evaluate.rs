@@ -1,4 +1,4 @@
-//! Deciding a request: deny over allow over refuse (reference.md, "Decision order").
+//! Deciding a request: deny over allow over refuse (Pomerium pkg/policy/generator: any deny, then any allow).
 
 use super::criteria::Criterion;
 use super::rules::{Block, Condition, Operator, Rule};
@@ -85,7 +85,7 @@ impl Condition {
     }
 
     /// Whether the operator holds over its criteria, and why. Pomerium's meanings
-    /// (reference.md, "Operators"; pkg/policy/generator builds `not` as (NOT A) AND (NOT B)
+    /// (Pomerium docs, "Policy Language" operators; pkg/policy/generator builds `not` as (NOT A) AND (NOT B)
     /// and `nor` as (NOT A) OR (NOT B)).
     fn cause(&self, facts: &Facts<'_>, context: &RequestContext<'_>) -> Option<Cause> {
         let operator = self.operator.name();

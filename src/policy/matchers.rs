@@ -1,5 +1,5 @@
 //! PPL's value matchers: the string matcher and the string-list matcher
-//! (reference.md, "String matcher" and "String-list matcher").
+//! (Pomerium docs, "Policy Language": string and string-list matchers).
 
 use super::error::JsonPath;
 use super::PolicyError;
@@ -12,7 +12,7 @@ const STRING_OPERATORS: &str = "is, not, contains, starts_with, ends_with, in";
 const LIST_OPERATORS: &str = "has, is, exclude";
 
 /// Matches one string. A bare string means `is`; an object's operators must all
-/// hold (reference.md: "Several operators in one matcher object must all hold").
+/// hold (Pomerium pkg/policy/criteria: several operators in one matcher object must all hold).
 #[derive(Debug, Clone)]
 pub(crate) struct StringMatcher {
     checks: Box<[StringCheck]>,

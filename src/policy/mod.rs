@@ -22,7 +22,7 @@
 //! (`source_ip`, see `source_ip.rs`) and the clock (`date`, `day_of_week`, `time_of_day`, see
 //! `time.rs`).
 //!
-//! Semantics follow reference.md ("Pomerium's policy language") and Pomerium's
+//! Semantics follow Pomerium's policy language docs and Pomerium's
 //! own parser and generator; where Pomerium is lenient this module refuses the
 //! configuration instead (see `parse`), so a typo can never switch a rule off.
 

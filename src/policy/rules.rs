@@ -10,7 +10,7 @@ pub(crate) struct Rule {
     pub(crate) deny: Option<Block>,
 }
 
-/// The value of `allow` or `deny`: its operators are OR-ed (reference.md:
+/// The value of `allow` or `deny`: its operators are OR-ed (Pomerium docs, "Policy Language":
 /// "several operators in one rule are OR-ed").
 #[derive(Debug, Clone)]
 pub(crate) struct Block {
@@ -25,7 +25,7 @@ pub(crate) struct Condition {
 }
 
 /// PPL's logical operators, with Pomerium's deliberately unusual meanings
-/// (reference.md, "Operators"): `not` is NOR and `nor` is NAND.
+/// (Pomerium docs, "Policy Language" operators): `not` is NOR and `nor` is NAND.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Operator {
     /// All criteria true.
