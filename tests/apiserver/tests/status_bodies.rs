@@ -1,4 +1,4 @@
-//! Refusals byte for byte as reference.md records a real kube-apiserver's (v1.36) answers
+//! Refusals byte for byte as a real kube-apiserver (v1.36) answers them (observed with curl, RBAC and impersonation on)
 //! (the API server's JSON encoder ends the body with a newline).
 
 mod common;
