@@ -60,11 +60,17 @@ lint:
 	$(CARGO) clippy -p kubegate --features cel --lib --tests -- -D warnings
 	$(CARGO) clippy -p kubegate --features cel --target $(WASM_TARGET) -- -D warnings
 
+# The host's compiled-module cache for the test suites (wasmtime's code cache, keyed by the
+# module's bytes and the engine's settings): each build of a module is compiled once for all
+# the suites instead of once per plugin they load.
+COMPILE_CACHE := $(CURDIR)/target/wasmtime-cache
+
 # Unit, integration and end-to-end tests (the e2e tests run the built .wasm; the examples'
 # kubegate configurations come from validate-examples).
 test-native: build validate-examples
 	KUBEGATE_WASM=$(CURDIR)/$(WASM) KUBEGATE_CEL_WASM=$(CURDIR)/$(WASM_CEL) \
 	  KUBEGATE_EXAMPLES_CONFIG=$(CURDIR)/build/examples-config \
+	  KUBEGATE_HOST_COMPILE_CACHE=$(COMPILE_CACHE) \
 	  $(CARGO) test --workspace
 	$(CARGO) test -p kubegate --features cel --lib
 

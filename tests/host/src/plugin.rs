@@ -23,6 +23,24 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 use wasmtime::{Config, Engine, Linker, Module};
 
+/// The variable naming a directory where compiled modules are kept between loads and
+/// processes (wasmtime's code cache). The test suites load the same module some hundreds of
+/// times across a couple of dozen test binaries, so `make test` sets it and each build of a
+/// module is compiled once; unset (the host binary, `make bench`), every load compiles.
+pub const COMPILE_CACHE_ENV: &str = "KUBEGATE_HOST_COMPILE_CACHE";
+
+fn compile_cache() -> anyhow::Result<Option<wasmtime::Cache>> {
+    let Some(directory) = std::env::var_os(COMPILE_CACHE_ENV).filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let mut cache_config = wasmtime::CacheConfig::new();
+    cache_config.with_directory(directory);
+    let cache = wasmtime::Cache::new(cache_config)
+        .map_err(abi::wasm_error)
+        .context("opening the compiled-module cache")?;
+    Ok(Some(cache))
+}
+
 /// The VMs serving one configuration.
 struct WorkerSet {
     workers: Vec<Arc<WorkerHandle>>,
@@ -128,6 +146,9 @@ impl Plugin {
         // A runaway call is interrupted by epoch (the watchdog thread below).
         config.epoch_interruption(true);
         config.consume_fuel(spec.consume_fuel);
+        if let Some(cache) = compile_cache()? {
+            config.cache(Some(cache));
+        }
         let engine = Engine::new(&config).map_err(abi::wasm_error)?;
         let module = Module::new(&engine, &bytes)
             .map_err(abi::wasm_error)
